@@ -1,0 +1,79 @@
+"""DuckDB over a run directory: views ``records``, ``rejects`` and ``stages``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from curate.errors import CurateError, RunDirError
+from curate.rundir import MANIFEST, is_complete_run
+
+
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    if not is_complete_run(run_dir):
+        raise RunDirError(f"{run_dir} is not a complete curate run directory (no {MANIFEST} or data/)")
+    result: dict[str, Any] = json.loads((run_dir / MANIFEST).read_text())
+    return result
+
+
+def stages_table(manifest: dict[str, Any]) -> pa.Table:
+    rows = [
+        {
+            "stage_index": s["index"],
+            "stage": s["name"],
+            "kind": s["kind"],
+            "rows_in": s["rows_in"],
+            "rows_out": s["rows_out"],
+            "rows_dropped": sum(s["dropped"].values()),
+            "dropped_by_reason": json.dumps(s["dropped"], sort_keys=True),
+            "seconds": s["seconds"],
+        }
+        for s in manifest.get("stages", [])
+    ]
+    schema = pa.schema(
+        [
+            ("stage_index", pa.int64()),
+            ("stage", pa.string()),
+            ("kind", pa.string()),
+            ("rows_in", pa.int64()),
+            ("rows_out", pa.int64()),
+            ("rows_dropped", pa.int64()),
+            ("dropped_by_reason", pa.string()),
+            ("seconds", pa.float64()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with views over the run's parquet files."""
+    manifest = load_manifest(run_dir)
+    con = duckdb.connect()
+    data_glob = (run_dir / "data" / "*.parquet").as_posix().replace("'", "''")
+    rejects_glob = (run_dir / "rejects" / "*.parquet").as_posix().replace("'", "''")
+    con.execute(f"CREATE VIEW records AS SELECT * FROM read_parquet('{data_glob}')")
+    con.execute(f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{rejects_glob}')")
+    stages = stages_table(manifest)
+    con.register("stages_arrow", stages)
+    con.execute("CREATE VIEW stages AS SELECT * FROM stages_arrow")
+    return con
+
+
+def run_query(run_dir: Path, sql: str) -> pa.Table:
+    con = connect(run_dir)
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement without a result (e.g. SET)
+            return pa.table({})
+        # duckdb 2 renamed arrow() -> to_arrow_table().
+        to_arrow = getattr(relation, "to_arrow_table", None) or relation.arrow
+        table: pa.Table = to_arrow()
+        return table
+    except duckdb.Error as exc:
+        raise CurateError(f"query failed: {exc}") from None
+    finally:
+        con.close()

@@ -1,0 +1,194 @@
+"""The recipe: one pydantic-validated YAML file. A bad recipe fails before any work, naming the key path."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from curate.errors import CurateError, RecipeError
+from curate.readers import FORMAT_NAMES
+from curate.stages import get_stage
+from curate.stages.base import Stage, format_validation_error
+
+
+class SourceConfig(BaseModel):
+    """One input: a file, glob, directory or saved ``datasets`` dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    path: str | list[str]
+    format: str = "auto"
+    license: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict, description="schema field <- source column")
+    lenient: bool = Field(False, description="Recover records from a broken JSON array; reject the rest.")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in FORMAT_NAMES:
+            raise ValueError(f"unknown format {value!r}; expected one of {', '.join(FORMAT_NAMES)}")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = {"instruction", "input", "output", "messages", "category", "task", "task_source", "rationale"}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"cannot map {unknown}: mappable schema fields are {sorted(allowed)}")
+        return value
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class StageSpec(BaseModel):
+    """One ``- key: {params}`` entry of ``stages:``."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def build(self) -> Stage:
+        return get_stage(self.key)(self.params)
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    seed: int = 0
+    sources: list[SourceConfig] = Field(min_length=1)
+    stages: list[StageSpec] = Field(default_factory=list)
+    output: str | None = Field(None, description="Run directory; default runs/<name>.")
+    strict: bool = Field(False, description="Fail on the first bad row instead of rejecting it.")
+    engine: Literal["local"] = "local"
+    batch_size: int = Field(100_000, ge=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, value: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {dupes}")
+        return value
+
+    def output_dir(self) -> Path:
+        return Path(self.output or f"runs/{self.name}")
+
+    def build_stages(self) -> list[Stage]:
+        return [spec.build() for spec in self.stages]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data["stages"] = [{spec.key: spec.params} for spec in self.stages]
+        return data
+
+
+def _stage_entries(raw: Any) -> list[dict[str, Any]]:
+    """Accept ``- normalize``, ``- normalize: {}`` and ``- normalize: null``."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise RecipeError(f"stages: expected a list of `- stage_name: {{params}}` entries, got {type(raw).__name__}")
+    specs = []
+    for index, entry in enumerate(raw):
+        if isinstance(entry, str):
+            entry = {entry: {}}
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise RecipeError(f"stages.{index}: expected one `stage_name: {{params}}` mapping, got {entry!r}")
+        (key, params), = entry.items()
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise RecipeError(f"stages.{index}.{key}: expected a mapping of parameters, got {params!r}")
+        specs.append({"key": str(key), "params": params})
+    return specs
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``--set a.b.0.c=value``: the value is parsed as YAML (``[a, b]``, ``0.7``, ``true``)."""
+    data = copy.deepcopy(data)
+    for override in overrides:
+        if "=" not in override:
+            raise RecipeError(f"--set {override!r}: expected KEY.PATH=VALUE")
+        path, raw_value = override.split("=", 1)
+        try:
+            value = yaml.safe_load(raw_value)
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"--set {override!r}: value is not valid YAML ({exc})") from None
+        parts = path.split(".")
+        node: Any = data
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise RecipeError(f"--set {path}: {where} is not an index of a list of {len(node)}")
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                if part not in node or node[part] is None:
+                    node[part] = {}
+                node = node[part]
+            else:
+                raise RecipeError(f"--set {path}: {where} is not a mapping or list")
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise RecipeError(f"--set {path}: {last} is not an index of a list of {len(node)}")
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise RecipeError(f"--set {path}: cannot set a key on {type(node).__name__}")
+    return data
+
+
+def parse_recipe(data: Any, origin: str = "recipe") -> Recipe:
+    """Validate a recipe mapping; every stage's params are validated here too."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+    data = dict(data)
+    raw_stages = data.get("stages")
+    data["stages"] = _stage_entries(raw_stages)
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as error:
+        raise RecipeError(f"{origin}: {format_validation_error(error, '')}") from None
+    for index, spec in enumerate(recipe.stages):
+        try:
+            stage_cls = get_stage(spec.key)
+        except CurateError as error:
+            raise RecipeError(f"{origin}: stages.{index}: {error}") from None
+        try:
+            stage_cls.Params.model_validate(spec.params)
+        except ValidationError as error:
+            raise RecipeError(f"{origin}: {format_validation_error(error, f'stages.{index}.{spec.key}')}") from None
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"recipe {path}: cannot read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise RecipeError(f"recipe {path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if overrides:
+        if not isinstance(data, dict):
+            raise RecipeError(f"recipe {path}: expected a mapping at the top level")
+        data = apply_overrides(data, overrides)
+    return parse_recipe(data, origin=str(path))

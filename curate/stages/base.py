@@ -1,0 +1,201 @@
+"""The stage contract.
+
+A stage is one small class: a versioned registry ``name`` (``"exact_dedup_v1"``), a nested
+pydantic ``Params`` model (``extra="forbid"``) and one method. Constructors only store and validate
+parameters; work happens in ``run``. Every stage is callable on an Arrow table without the CLI::
+
+    kept, rejected = ExactDedup(fields=["instruction"]).run(table)
+
+Kinds:
+- ``MapStage.transform(table) -> table``
+- ``FilterStage.decide(table) -> Decision`` (keep mask + reason per dropped row + score columns)
+- ``GlobalStage.fit(batches)`` over the whole stream, then ``apply(batch) -> StageResult``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from curate.errors import StageError
+from curate.records import REJECT_SCHEMA, RECORD_SCHEMA, conform
+
+
+class StageParams(BaseModel):
+    """Base for every stage's ``Params``: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class StageResult:
+    kept: pa.Table
+    rejected: pa.Table
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        # Allows ``kept, rejected = stage.run(table)``.
+        yield self.kept
+        yield self.rejected
+
+
+@dataclass
+class Decision:
+    """What a filter decided for each row of a batch."""
+
+    keep: pa.Array  # bool per row
+    reason: pa.Array  # string per row, null where kept
+    detail: pa.Array | None = None  # string per row
+    duplicate_of: pa.Array | None = None  # string per row
+    scores: dict[str, pa.Array] = field(default_factory=dict)  # written on kept rows too
+
+
+def format_validation_error(error: ValidationError, prefix: str) -> str:
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
+        got = item.get("input")
+        got_text = "" if item["type"] == "missing" else f" (got {got!r})"
+        lines.append(f"{path}: {item['msg']}{got_text}")
+    return "; ".join(lines)
+
+
+class Stage:
+    """Base of every stage. Subclasses set ``name``, ``kind`` and a nested ``Params``."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    Params: ClassVar[type[StageParams]] = StageParams
+
+    def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if isinstance(params, StageParams):
+            if kwargs:
+                params = params.model_copy(update=kwargs)
+            self.params = self.Params.model_validate(params.model_dump())
+            return
+        data = dict(params or {})
+        data.update(kwargs)
+        try:
+            self.params = self.Params.model_validate(data)
+        except ValidationError as error:
+            raise StageError(f"invalid parameters for stage {self.key()!r}: {format_validation_error(error, '')}") from None
+
+    @classmethod
+    def key(cls) -> str:
+        """Recipe key without the version suffix (``exact_dedup_v1`` -> ``exact_dedup``)."""
+        base, _, version = cls.name.rpartition("_v")
+        return base if base and version.isdigit() else cls.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params.model_dump()!r})"
+
+    def run(self, table: pa.Table) -> StageResult:
+        raise NotImplementedError
+
+    def __call__(self, table: pa.Table) -> StageResult:
+        return self.run(table)
+
+    # Global stages need a full pass first; others are per-batch.
+    @property
+    def is_global(self) -> bool:
+        return False
+
+
+class MapStage(Stage):
+    kind: ClassVar[str] = "map"
+
+    def transform(self, table: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    def run(self, table: pa.Table) -> StageResult:
+        out = self.transform(table)
+        return StageResult(out, REJECT_SCHEMA.empty_table(), stage_stats(table.num_rows, out.num_rows, None))
+
+
+class FilterStage(Stage):
+    kind: ClassVar[str] = "filter"
+
+    def decide(self, table: pa.Table) -> Decision:
+        raise NotImplementedError
+
+    def run(self, table: pa.Table) -> StageResult:
+        decision = self.decide(table)
+        return apply_decision(table, decision, self.name)
+
+
+class GlobalStage(Stage):
+    """Needs every batch before deciding. ``run`` = ``fit([table])`` + ``apply(table)``."""
+
+    kind: ClassVar[str] = "global"
+
+    @property
+    def is_global(self) -> bool:
+        return True
+
+    def fit(self, batches: Iterable[pa.Table]) -> None:
+        raise NotImplementedError
+
+    def apply(self, table: pa.Table) -> StageResult:
+        raise NotImplementedError
+
+    def run(self, table: pa.Table) -> StageResult:
+        self.fit([table])
+        return self.apply(table)
+
+
+def apply_decision(table: pa.Table, decision: Decision, stage_name: str) -> StageResult:
+    """Split a batch by a decision: scores go on kept rows, every dropped row gets a reason."""
+    keep = decision.keep
+    if isinstance(keep, pa.ChunkedArray):
+        keep = keep.combine_chunks()
+    keep = pc.fill_null(keep, True)
+    scored = table
+    for name, values in decision.scores.items():
+        scored = scored.append_column(name, values) if name not in scored.column_names else scored.set_column(scored.column_names.index(name), name, values)
+    kept = scored.filter(keep)
+    drop = pc.invert(keep)
+    n_drop = int(pc.sum(pc.cast(drop, pa.int64())).as_py() or 0) if len(drop) else 0
+    if n_drop:
+        dropped = table.filter(drop)
+        reasons = pc.filter(decision.reason, drop)
+        if pc.any(pc.is_null(reasons)).as_py():
+            raise StageError(f"stage {stage_name} dropped a row without a reason (a bug in the stage)")
+        details = pc.filter(decision.detail, drop) if decision.detail is not None else pa.nulls(n_drop, pa.string())
+        dup = pc.filter(decision.duplicate_of, drop) if decision.duplicate_of is not None else pa.nulls(n_drop, pa.string())
+        rejected = make_rejects(dropped, stage_name, reasons, details, dup)
+    else:
+        rejected = REJECT_SCHEMA.empty_table()
+    stats = stage_stats(table.num_rows, kept.num_rows, rejected)
+    return StageResult(kept, rejected, stats)
+
+
+def make_rejects(
+    rows: pa.Table,
+    stage_name: str,
+    reason: pa.Array | str,
+    detail: pa.Array | None = None,
+    duplicate_of: pa.Array | None = None,
+) -> pa.Table:
+    """Rejects table: the record columns plus stage, reason, detail, duplicate_of."""
+    n = rows.num_rows
+    base = conform(rows.select([c for c in rows.column_names if c in RECORD_SCHEMA.names]), RECORD_SCHEMA)
+    reason_arr = pa.array([reason] * n, pa.string()) if isinstance(reason, str) else reason
+    base = base.append_column("stage", pa.array([stage_name] * n, pa.string()))
+    base = base.append_column("reason", reason_arr.cast(pa.string()))
+    base = base.append_column("detail", detail.cast(pa.string()) if detail is not None else pa.nulls(n, pa.string()))
+    base = base.append_column("duplicate_of", duplicate_of.cast(pa.string()) if duplicate_of is not None else pa.nulls(n, pa.string()))
+    return base.cast(REJECT_SCHEMA)
+
+
+def stage_stats(rows_in: int, rows_out: int, rejected: pa.Table | None) -> dict[str, Any]:
+    by_reason: dict[str, int] = {}
+    if rejected is not None and rejected.num_rows:
+        counts = pc.value_counts(rejected.column("reason").combine_chunks())
+        by_reason = {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
+        by_reason = dict(sorted(by_reason.items()))
+    return {"rows_in": rows_in, "rows_out": rows_out, "dropped": by_reason}
