@@ -35,10 +35,20 @@ def _log(message: str) -> None:
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory (overrides `output`).")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key: a.b.0.c=value (YAML value).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing run directory.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on the first bad input row instead of rejecting it.")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (overrides `output`).")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: a.b.0.c=value (YAML value)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing run directory.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Fail on the first bad input row instead of rejecting it."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
 ) -> None:
     """Run a recipe and write its run directory."""
@@ -46,16 +56,29 @@ def run(
     from curate.recipe import load_recipe
 
     loaded = load_recipe(recipe, overrides or [])
-    result = run_recipe(loaded, out=out_dir, force=force, strict=strict or None, recipe_path=recipe, log=(lambda _m: None) if quiet else _log)
+    result = run_recipe(
+        loaded,
+        out=out_dir,
+        force=force,
+        strict=strict or None,
+        recipe_path=recipe,
+        log=(lambda _m: None) if quiet else _log,
+    )
     if not quiet:
         rows = result.manifest["rows"]
-        out.print(Text(f"{result.out_dir}: {rows['kept']} records, {rows['rejected']} rejects (of {rows['read']} rows read)"))
+        out.print(
+            Text(
+                f"{result.out_dir}: {rows['kept']} records, {rows['rejected']} rejects (of {rows['read']} rows read)"
+            )
+        )
 
 
 @app.command()
 def validate(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a recipe key.")
+    ] = None,
 ) -> None:
     """Validate a recipe (keys, stage params) and print it resolved, without running anything."""
     from curate.recipe import load_recipe
@@ -108,7 +131,15 @@ def _plain(table: pa.Table) -> pa.Table:
     columns = []
     for column in table.columns:
         if pa.types.is_nested(column.type):
-            columns.append(pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in column.to_pylist()], pa.string()))
+            columns.append(
+                pa.array(
+                    [
+                        None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                        for v in column.to_pylist()
+                    ],
+                    pa.string(),
+                )
+            )
         else:
             columns.append(column)
     return pa.Table.from_arrays(columns, names=table.column_names)
@@ -131,17 +162,32 @@ def stats(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> 
     for name in ("source", "files", "read", "kept", "rejected"):
         sources.add_column(name, justify="right" if name != "source" else "left")
     for s in manifest["sources"]:
-        sources.add_row(s["name"], str(len(s["files"])), str(s["rows_read"]), str(s["rows_kept"]), str(s["rows_rejected"]))
+        sources.add_row(
+            s["name"],
+            str(len(s["files"])),
+            str(s["rows_read"]),
+            str(s["rows_kept"]),
+            str(s["rows_rejected"]),
+        )
     out.print(sources)
     funnel = Table(title="stages")
     for name in ("#", "stage", "in", "out", "dropped by reason", "seconds"):
         funnel.add_column(name)
     for s in manifest["stages"]:
         dropped = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
-        funnel.add_row(str(s["index"]), s["name"], str(s["rows_in"]), str(s["rows_out"]), dropped, f"{s['seconds']:.2f}")
+        funnel.add_row(
+            str(s["index"]),
+            s["name"],
+            str(s["rows_in"]),
+            str(s["rows_out"]),
+            dropped,
+            f"{s['seconds']:.2f}",
+        )
     out.print(funnel)
     rows = manifest["rows"]
-    out.print(f"read {rows['read']}  kept {rows['kept']}  rejected {rows['rejected']}  ({manifest['timings']['total_seconds']:.1f}s)")
+    out.print(
+        f"read {rows['read']}  kept {rows['kept']}  rejected {rows['rejected']}  ({manifest['timings']['total_seconds']:.1f}s)"
+    )
 
 
 def main() -> None:

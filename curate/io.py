@@ -32,7 +32,9 @@ def data_suffix(path: Path) -> str:
 
 def is_hf_disk_dir(path: Path) -> bool:
     """A directory written by ``datasets.Dataset.save_to_disk``."""
-    return path.is_dir() and (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+    return (
+        path.is_dir() and (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+    )
 
 
 def expand_paths(spec: str | Path, base: Path | None = None) -> tuple[list[Path], list[Path]]:

@@ -28,11 +28,22 @@ from curate.readers import FileResult, SkippedFile, read_dataset, read_file
 from curate.recipe import Recipe, SourceConfig
 from curate.records import REJECT_SCHEMA, conform, empty_records
 from curate.rundir import RunDirWriter
-from curate.stages.base import Stage, StageResult
+from curate.stages.base import GlobalStage, Stage, StageResult
 
 Log = Callable[[str], None]
 
-_PACKAGES = ("curate", "datasets", "pandas", "pydantic", "datasketch", "langdetect", "duckdb", "jinja2", "pyarrow", "numpy")
+_PACKAGES = (
+    "curate",
+    "datasets",
+    "pandas",
+    "pydantic",
+    "datasketch",
+    "langdetect",
+    "duckdb",
+    "jinja2",
+    "pyarrow",
+    "numpy",
+)
 
 
 def _quiet(_: str) -> None:
@@ -68,6 +79,7 @@ def read_source(
     base_dir: Path | None = None,
     strict: bool = False,
     batch_size: int = 100_000,
+    with_ids: bool = True,
     log: Log = _quiet,
 ) -> SourceData:
     """Read every file of a source. Unknown/missing files raise; bad rows become rejects."""
@@ -83,9 +95,13 @@ def read_source(
             found, skipped = expand_paths(spec, base=base_dir)
         files.extend(found)
         for path in skipped:
-            data.skipped.append({"path": _display_path(path), "reason": "not a data file (by extension)"})
+            data.skipped.append(
+                {"path": _display_path(path), "reason": "not a data file (by extension)"}
+            )
     if not files:
-        raise InputFileError(f"source {config.name!r}: no data files under {', '.join(config.paths)}")
+        raise InputFileError(
+            f"source {config.name!r}: no data files under {', '.join(config.paths)}"
+        )
     for path in files:
         display = _display_path(path)
         try:
@@ -98,6 +114,7 @@ def read_source(
                 fields=config.fields,
                 strict=strict,
                 lenient_json=config.lenient,
+                with_ids=with_ids,
             )
         except SkippedFile as skip:
             data.skipped.append({"path": display, "reason": str(skip)})
@@ -105,7 +122,9 @@ def read_source(
             continue
         _collect(data, result, path, batch_size)
         how = "detected" if result.detected else "given"
-        log(f"read {display}: {result.format} ({how}), {result.records.num_rows} rows, {result.rejects.num_rows} rejected")
+        log(
+            f"read {display}: {result.format} ({how}), {result.records.num_rows} rows, {result.rejects.num_rows} rejected"
+        )
     return data
 
 
@@ -129,9 +148,13 @@ def _collect(data: SourceData, result: FileResult, path: Path | None, batch_size
         data.rejects.append(result.rejects)
 
 
-def read_python_dataset(dataset: Any, name: str, license: str | None = None, batch_size: int = 100_000) -> SourceData:
+def read_python_dataset(
+    dataset: Any, name: str, license: str | None = None, batch_size: int = 100_000
+) -> SourceData:
     """A ``datasets.Dataset`` passed in Python, as a source."""
-    data = SourceData(SourceConfig(name=name, path=f"<datasets:{name}>", format="hf_disk", license=license))
+    data = SourceData(
+        SourceConfig(name=name, path=f"<datasets:{name}>", format="hf_disk", license=license)
+    )
     _collect(data, read_dataset(dataset, source=name, license=license), None, batch_size)
     return data
 
@@ -139,7 +162,7 @@ def read_python_dataset(dataset: Any, name: str, license: str | None = None, bat
 class Pipeline:
     """Chain stages over Arrow batches. Usable without the CLI::
 
-        result = Pipeline([Normalize(), ExactDedup()]).run(table)
+    result = Pipeline([Normalize(), ExactDedup()]).run(table)
     """
 
     def __init__(self, stages: Sequence[Stage]) -> None:
@@ -159,9 +182,9 @@ class Pipeline:
         for index, stage in enumerate(self.stages):
             started = time.perf_counter()
             rows_in = sum(b.num_rows for b in batches)
-            if stage.is_global:
+            if isinstance(stage, GlobalStage):
                 stage.fit(batches)
-                results = [stage.apply(b) for b in batches]  # type: ignore[attr-defined]
+                results = [stage.apply(b) for b in batches]
             else:
                 results = [stage.run(b) for b in batches]
             batches = [r.kept for r in results if r.kept.num_rows]
@@ -186,7 +209,9 @@ class Pipeline:
             if callable(extra):
                 entry["info"] = extra()
             stats.append(entry)
-            log(f"stage {index} {stage.name}: {entry['rows_in']} -> {entry['rows_out']} rows {entry['dropped'] or ''}")
+            log(
+                f"stage {index} {stage.name}: {entry['rows_in']} -> {entry['rows_out']} rows {entry['dropped'] or ''}"
+            )
         return batches, rejects, stats
 
 
@@ -201,9 +226,20 @@ _LINEAGE = ["source", "source_file", "source_row", "lineage_id"]
 def _lineage(table: pa.Table) -> pa.Table:
     """One row per ingested row a table holds. Template expansion turns one record into several
     rows; they share ``parent_id``, so an ingested row counts once however many rows it became."""
-    parent = table.column("parent_id") if "parent_id" in table.column_names else pa.nulls(table.num_rows, pa.string())
+    parent = (
+        table.column("parent_id")
+        if "parent_id" in table.column_names
+        else pa.nulls(table.num_rows, pa.string())
+    )
     lineage_id = pc.coalesce(parent, table.column("id"))
-    keys = pa.table({"source": table.column("source"), "source_file": table.column("source_file"), "source_row": table.column("source_row"), "lineage_id": lineage_id})
+    keys = pa.table(
+        {
+            "source": table.column("source"),
+            "source_file": table.column("source_file"),
+            "source_row": table.column("source_row"),
+            "lineage_id": lineage_id,
+        }
+    )
     return keys.group_by(_LINEAGE).aggregate([])
 
 
@@ -219,7 +255,10 @@ def _accounting(records: pa.Table, rejected: pa.Table) -> tuple[dict[str, int], 
 def _count_by_source(table: pa.Table) -> dict[str, int]:
     if table.num_rows == 0:
         return {}
-    return {str(v["values"]): int(v["counts"]) for v in pc.value_counts(table.column("source")).to_pylist()}
+    return {
+        str(v["values"]): int(v["counts"])
+        for v in pc.value_counts(table.column("source")).to_pylist()
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -257,18 +296,44 @@ def run_recipe(
     try:
         sources: list[SourceData] = []
         base_dir = recipe_path.parent if recipe_path is not None else None
+        with_ids = not (stages and stages[0].recomputes_ids)
         for config in recipe.sources:
-            sources.append(read_source(config, base_dir=base_dir, strict=strict, batch_size=recipe.batch_size, log=log))
+            sources.append(
+                read_source(
+                    config,
+                    base_dir=base_dir,
+                    strict=strict,
+                    batch_size=recipe.batch_size,
+                    with_ids=with_ids,
+                    log=log,
+                )
+            )
         ingest_seconds = time.perf_counter() - t0
         batches = [b for s in sources for b in s.batches]
         rejects = [r for s in sources for r in s.rejects]
         kept, stage_rejects, stage_stats = Pipeline(stages).run_batches(batches, log=log)
         rejects.extend(stage_rejects)
         records = _final_table(kept)
-        rejected = pa.concat_tables([r.cast(REJECT_SCHEMA) for r in rejects]) if rejects else REJECT_SCHEMA.empty_table()
+        rejected = (
+            pa.concat_tables([r.cast(REJECT_SCHEMA) for r in rejects])
+            if rejects
+            else REJECT_SCHEMA.empty_table()
+        )
         data_files = writer.write_table("data", records)
         reject_files = writer.write_table("rejects", rejected)
-        manifest = _manifest(recipe, sources, stage_stats, records, rejected, data_files, reject_files, started_at, t0, ingest_seconds, recipe_path)
+        manifest = _manifest(
+            recipe,
+            sources,
+            stage_stats,
+            records,
+            rejected,
+            data_files,
+            reject_files,
+            started_at,
+            t0,
+            ingest_seconds,
+            recipe_path,
+        )
         writer.write_json("manifest.json", manifest)
         published = writer.commit()
     except BaseException:
@@ -286,7 +351,9 @@ def _final_table(kept: list[pa.Table]) -> pa.Table:
     try:
         return pa.concat_tables(tables, promote_options="default")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise CurateError(f"stages produced batches with incompatible extra columns: {exc}") from None
+        raise CurateError(
+            f"stages produced batches with incompatible extra columns: {exc}"
+        ) from None
 
 
 def _manifest(
@@ -328,7 +395,11 @@ def _manifest(
         "recipe": resolved,
         "recipe_sha256": hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest(),
         "recipe_path": str(recipe_path) if recipe_path else None,
-        "environment": {"python": platform.python_version(), "platform": platform.platform(), "packages": package_versions()},
+        "environment": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "packages": package_versions(),
+        },
         "sources": source_entries,
         "stages": stage_stats,
         "outputs": {
@@ -354,5 +425,11 @@ def _manifest(
     }
 
 
-__all__ = ["Pipeline", "RunResult", "SourceData", "read_python_dataset", "read_source", "run_recipe"]
-
+__all__ = [
+    "Pipeline",
+    "RunResult",
+    "SourceData",
+    "read_python_dataset",
+    "read_source",
+    "run_recipe",
+]

@@ -15,7 +15,9 @@ from curate.rundir import MANIFEST, is_complete_run
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
     if not is_complete_run(run_dir):
-        raise RunDirError(f"{run_dir} is not a complete curate run directory (no {MANIFEST} or data/)")
+        raise RunDirError(
+            f"{run_dir} is not a complete curate run directory (no {MANIFEST} or data/)"
+        )
     result: dict[str, Any] = json.loads((run_dir / MANIFEST).read_text())
     return result
 

@@ -24,8 +24,12 @@ class SourceConfig(BaseModel):
     path: str | list[str]
     format: str = "auto"
     license: str | None = None
-    fields: dict[str, str] = Field(default_factory=dict, description="schema field <- source column")
-    lenient: bool = Field(False, description="Recover records from a broken JSON array; reject the rest.")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="schema field <- source column"
+    )
+    lenient: bool = Field(
+        False, description="Recover records from a broken JSON array; reject the rest."
+    )
 
     @field_validator("format")
     @classmethod
@@ -37,7 +41,16 @@ class SourceConfig(BaseModel):
     @field_validator("fields")
     @classmethod
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        allowed = {"instruction", "input", "output", "messages", "category", "task", "task_source", "rationale"}
+        allowed = {
+            "instruction",
+            "input",
+            "output",
+            "messages",
+            "category",
+            "task",
+            "task_source",
+            "rationale",
+        }
         unknown = sorted(set(value) - allowed)
         if unknown:
             raise ValueError(f"cannot map {unknown}: mappable schema fields are {sorted(allowed)}")
@@ -55,8 +68,13 @@ class StageSpec(BaseModel):
     key: str
     params: dict[str, Any] = Field(default_factory=dict)
 
-    def build(self) -> Stage:
-        return get_stage(self.key)(self.params)
+    def build(self, seed: int | None = None) -> Stage:
+        """Instantiate the stage; a stage with a ``seed`` param gets the recipe seed unless set."""
+        cls = get_stage(self.key)
+        params = dict(self.params)
+        if seed is not None and "seed" in cls.Params.model_fields and "seed" not in params:
+            params["seed"] = seed
+        return cls(params)
 
 
 class Recipe(BaseModel):
@@ -84,7 +102,7 @@ class Recipe(BaseModel):
         return Path(self.output or f"runs/{self.name}")
 
     def build_stages(self) -> list[Stage]:
-        return [spec.build() for spec in self.stages]
+        return [spec.build(self.seed) for spec in self.stages]
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
@@ -97,18 +115,24 @@ def _stage_entries(raw: Any) -> list[dict[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise RecipeError(f"stages: expected a list of `- stage_name: {{params}}` entries, got {type(raw).__name__}")
+        raise RecipeError(
+            f"stages: expected a list of `- stage_name: {{params}}` entries, got {type(raw).__name__}"
+        )
     specs = []
     for index, entry in enumerate(raw):
         if isinstance(entry, str):
             entry = {entry: {}}
         if not isinstance(entry, dict) or len(entry) != 1:
-            raise RecipeError(f"stages.{index}: expected one `stage_name: {{params}}` mapping, got {entry!r}")
-        (key, params), = entry.items()
+            raise RecipeError(
+                f"stages.{index}: expected one `stage_name: {{params}}` mapping, got {entry!r}"
+            )
+        ((key, params),) = entry.items()
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            raise RecipeError(f"stages.{index}.{key}: expected a mapping of parameters, got {params!r}")
+            raise RecipeError(
+                f"stages.{index}.{key}: expected a mapping of parameters, got {params!r}"
+            )
         specs.append({"key": str(key), "params": params})
     return specs
 
@@ -130,7 +154,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             where = ".".join(parts[: depth + 1])
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
-                    raise RecipeError(f"--set {path}: {where} is not an index of a list of {len(node)}")
+                    raise RecipeError(
+                        f"--set {path}: {where} is not an index of a list of {len(node)}"
+                    )
                 node = node[int(part)]
             elif isinstance(node, dict):
                 if part not in node or node[part] is None:
@@ -153,7 +179,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def parse_recipe(data: Any, origin: str = "recipe") -> Recipe:
     """Validate a recipe mapping; every stage's params are validated here too."""
     if not isinstance(data, dict):
-        raise RecipeError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+        raise RecipeError(
+            f"{origin}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     data = dict(data)
     raw_stages = data.get("stages")
     data["stages"] = _stage_entries(raw_stages)
@@ -169,7 +197,9 @@ def parse_recipe(data: Any, origin: str = "recipe") -> Recipe:
         try:
             stage_cls.Params.model_validate(spec.params)
         except ValidationError as error:
-            raise RecipeError(f"{origin}: {format_validation_error(error, f'stages.{index}.{spec.key}')}") from None
+            raise RecipeError(
+                f"{origin}: {format_validation_error(error, f'stages.{index}.{spec.key}')}"
+            ) from None
     return recipe
 
 
@@ -186,7 +216,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise RecipeError(f"recipe {path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise RecipeError(
+            f"recipe {path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
     if overrides:
         if not isinstance(data, dict):
             raise RecipeError(f"recipe {path}: expected a mapping at the top level")

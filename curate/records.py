@@ -35,12 +35,18 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="Stable content hash of instruction, input, output, messages, options, rationale.")
+    id: str = Field(
+        description="Stable content hash of instruction, input, output, messages, options, rationale."
+    )
     instruction: str = ""
     input: str = Field("", description="Alpaca input / Dolly context / NIv2 instance input.")
     output: str = ""
-    rationale: str | None = Field(None, description="Chain-of-thought rationale (FLAN CoT sources).")
-    messages: list[Message] | None = Field(None, description="Whole conversation for multi-turn sources.")
+    rationale: str | None = Field(
+        None, description="Chain-of-thought rationale (FLAN CoT sources)."
+    )
+    messages: list[Message] | None = Field(
+        None, description="Whole conversation for multi-turn sources."
+    )
     options: list[str] | None = Field(None, description="Answer choices when the task has them.")
     task: str | None = None
     category: str | None = None
@@ -56,7 +62,9 @@ class Record(BaseModel):
     template_type: str | None = None
     inverted: bool | None = None
     exemplar_ids: list[str] | None = None
-    parent_id: str | None = Field(None, description="Id of the record a template expansion came from.")
+    parent_id: str | None = Field(
+        None, description="Id of the record a template expansion came from."
+    )
     meta: dict[str, Any] = Field(
         default_factory=dict,
         description="Source fields the schema has no place for. Stored as a JSON string in Arrow.",
@@ -170,7 +178,10 @@ def compute_ids(table: pa.Table) -> pa.Array:
     """Content ids for every row of a record table (recomputed after normalization)."""
     if table.num_rows == 0:
         return pa.array([], pa.string())
-    col = {name: table.column(name).combine_chunks() for name in ("instruction", "input", "output", "rationale", "options", "messages")}
+    col = {
+        name: table.column(name).combine_chunks()
+        for name in ("instruction", "input", "output", "rationale", "options", "messages")
+    }
     options_text = pc.fill_null(pc.binary_join(col["options"], _LIST_SEP), "")
     messages_text = _messages_text(col["messages"])
     joined = pc.binary_join_element_wise(
@@ -225,7 +236,10 @@ def write_schema_files(directory: Path) -> None:
     )
     (directory / "record.arrow.json").write_text(
         json.dumps(
-            {"record": arrow_schema_as_json(RECORD_SCHEMA), "reject": arrow_schema_as_json(REJECT_SCHEMA)},
+            {
+                "record": arrow_schema_as_json(RECORD_SCHEMA),
+                "reject": arrow_schema_as_json(REJECT_SCHEMA),
+            },
             indent=2,
         )
         + "\n"

@@ -34,7 +34,9 @@ class RunDirWriter:
     def __init__(self, final: Path, force: bool = False) -> None:
         self.final = final
         if final.exists() and not force:
-            raise RunDirError(f"{final} already exists; pass --force to replace it (or --out to write elsewhere)")
+            raise RunDirError(
+                f"{final} already exists; pass --force to replace it (or --out to write elsewhere)"
+            )
         if final.exists() and not final.is_dir():
             raise RunDirError(f"{final} exists and is not a directory")
         try:
@@ -44,9 +46,13 @@ class RunDirWriter:
             self.tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             self.tmp.mkdir()
         except OSError as exc:
-            raise RunDirError(f"cannot create the run directory under {final.parent}: {exc.strerror or exc}") from None
+            raise RunDirError(
+                f"cannot create the run directory under {final.parent}: {exc.strerror or exc}"
+            ) from None
 
-    def write_table(self, subdir: str, table: pa.Table, rows_per_file: int = ROWS_PER_FILE) -> list[str]:
+    def write_table(
+        self, subdir: str, table: pa.Table, rows_per_file: int = ROWS_PER_FILE
+    ) -> list[str]:
         """Write ``table`` as ``subdir/part-NNNNN.parquet`` (zstd, ~100k-row groups). Always >= 1 file."""
         directory = self.tmp / subdir
         written: list[str] = []
@@ -64,7 +70,9 @@ class RunDirWriter:
 
     def write_json(self, name: str, payload: dict[str, Any]) -> None:
         try:
-            (self.tmp / name).write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+            (self.tmp / name).write_text(
+                json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"
+            )
         except OSError as exc:
             raise RunDirError(f"cannot write {self.tmp / name}: {exc.strerror or exc}") from None
 

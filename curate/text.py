@@ -28,7 +28,7 @@ def user_turns_text(messages: pa.Array | pa.ChunkedArray) -> pa.Array:
         return pa.array([], pa.string())
     flat = pc.list_flatten(messages)
     is_prompt = pc.is_in(flat.field("role"), pa.array(["system", "user"]))
-    content = pc.if_else(is_prompt, flat.field("content"), pa.scalar(None, pa.string()))
+    content = pc.if_else(is_prompt, flat.field("content"), "")
     lists = pa.ListArray.from_arrays(messages.offsets, content)
     joined = pc.binary_join(lists, "\n")
     return pc.fill_null(pc.if_else(pc.is_null(messages), "", joined), "")

@@ -6,6 +6,7 @@ which family was used. ``format="auto"`` picks the family from the fields and sa
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,6 @@ import pyarrow.compute as pc
 
 from curate.errors import InputFileError, UnknownFormatError
 from curate.io import data_suffix, is_hf_disk_dir
-from curate.records import encode_meta
 from curate.readers import (
     alpaca,
     alpaca_history,
@@ -41,6 +41,7 @@ from curate.readers.base import (
     parse_file,
     sample_keys,
 )
+from curate.records import encode_meta
 
 # Detection order matters: more specific families first.
 RECORD_FAMILIES: tuple[ModuleType, ...] = (
@@ -111,12 +112,20 @@ def read_file(
     fields: dict[str, str] | None = None,
     strict: bool = False,
     lenient_json: bool = False,
+    with_ids: bool = True,
 ) -> FileResult:
-    """Read one data file (or saved dataset directory) into records + rejects."""
+    """Read one data file (or saved dataset directory) into records + rejects.
+
+    ``with_ids=False`` leaves ``id`` empty for a caller that recomputes it right away.
+    """
     display = display or str(path)
-    ctx = ReadContext(source, display, format, license, dict(fields or {}), strict, lenient_json)
+    ctx = ReadContext(
+        source, display, format, license, dict(fields or {}), strict, lenient_json, with_ids
+    )
     if format not in FORMAT_NAMES:
-        raise UnknownFormatError(f"{display}: unknown format {format!r}; expected one of {', '.join(FORMAT_NAMES)}")
+        raise UnknownFormatError(
+            f"{display}: unknown format {format!r}; expected one of {', '.join(FORMAT_NAMES)}"
+        )
     if format == "hf_disk" or (format == "auto" and is_hf_disk_dir(path)):
         rows = hf_disk.load_rows(path)
         return _read_row_groups(rows, ctx, hf_format="hf_disk")
@@ -126,7 +135,9 @@ def read_file(
     detected = format == "auto"
     if parsed.kind == "tsv":
         if format not in ("auto", "flan_cot_tsv"):
-            raise UnknownFormatError(f"{display}: a .tsv file can only be read as flan_cot_tsv, not {format!r}")
+            raise UnknownFormatError(
+                f"{display}: a .tsv file can only be read as flan_cot_tsv, not {format!r}"
+            )
         ctx.format = "flan_cot_tsv"
         return _read_tsv(parsed, ctx, detected)
     if parsed.kind == "document":
@@ -139,30 +150,47 @@ def read_file(
                 )
             format = "niv2"
         if format != "niv2":
-            raise UnknownFormatError(f"{display}: a single JSON object can only be read as niv2, not {format!r}")
+            raise UnknownFormatError(
+                f"{display}: a single JSON object can only be read as niv2, not {format!r}"
+            )
         ctx.format = "niv2"
         builder = RowBuilder(ctx)
         try:
             niv2.read_document(parsed.document, ctx, builder)
         except RowError as error:
             builder.reject(Item(0, None, parsed.document), error)
-        return FileResult(display, "niv2", builder.records(), builder.rejects(), detected, parsed.warnings)
+        return FileResult(
+            display, "niv2", builder.records(), builder.rejects(), detected, parsed.warnings
+        )
     if format == "auto":
-        format = detect_family(sample_keys(parsed.items), display) if parsed.items else "alpaca"
+        items = (
+            parsed.all_items()
+            if parsed.values is None
+            else [Item(i, None, v) for i, v in enumerate(parsed.values[:50])]
+        )
+        format = detect_family(sample_keys(items), display) if items else "alpaca"
     elif format in ("niv2", "flan_cot_tsv"):
-        raise UnknownFormatError(f"{display}: format {format!r} does not match a JSON array / JSON Lines file")
+        raise UnknownFormatError(
+            f"{display}: format {format!r} does not match a JSON array / JSON Lines file"
+        )
     ctx.format = format
     builder = RowBuilder(ctx)
     _convert_items(parsed, FAMILIES[format], ctx, builder)
-    return FileResult(display, format, builder.records(), builder.rejects(), detected, parsed.warnings)
+    return FileResult(
+        display, format, builder.records(), builder.rejects(), detected, parsed.warnings
+    )
 
 
-def _convert_items(parsed: ParsedFile, family: ModuleType, ctx: ReadContext, builder: RowBuilder) -> None:
+def _convert_items(
+    parsed: ParsedFile, family: ModuleType, ctx: ReadContext, builder: RowBuilder
+) -> None:
     columns_spec = getattr(family, "COLUMNS", None)
     if columns_spec is not None and _convert_columnar(parsed, columns_spec, ctx, builder):
         return
     multi = getattr(family, "MULTI", False)
-    convert: Callable[[dict[str, Any], ReadContext], Any] = family.convert_many if multi else family.convert
+    convert: Callable[[dict[str, Any], ReadContext], Any] = (
+        family.convert_many if multi else family.convert
+    )
     extras = [(name, ctx.fields[name]) for name in _MAPPABLE_EXTRAS if name in ctx.fields]
     for item, value in iter_dict_items(parsed, builder):
         obj = dict(value)
@@ -179,24 +207,46 @@ def _convert_items(parsed: ParsedFile, family: ModuleType, ctx: ReadContext, bui
 
 
 def _convert_columnar(
-    parsed: ParsedFile, spec: dict[str, tuple[tuple[str, ...], bool]], ctx: ReadContext, builder: RowBuilder
+    parsed: ParsedFile,
+    spec: dict[str, tuple[tuple[str, ...], bool]],
+    ctx: ReadContext,
+    builder: RowBuilder,
 ) -> bool:
     """Flat families: let Arrow convert all rows at once, map columns vectorized.
 
     Returns False (nothing added) when the rows are not uniformly flat text, so the caller uses the
     row-by-row path, which explains every odd row precisely.
     """
-    good: list[Item] = []
+    good_rows: list[int]
     bad: list[Item] = []
-    for item in parsed.items:
-        (good if item.error is None and isinstance(item.value, dict) else bad).append(item)
-    if not good:
+    if parsed.values is not None and all(type(v) is dict for v in parsed.values):
+        values = parsed.values
+        good_rows = list(range(len(values)))
+    else:
+        good = []
+        for item in parsed.all_items():
+            (good if item.error is None and isinstance(item.value, dict) else bad).append(item)
+        values = [item.value for item in good]
+        good_rows = [item.row for item in good]
+    if not values:
         return False
+    # Union of keys over all rows (from_pylist would only look at the first row's keys).
+    keys = dict.fromkeys(itertools.chain.from_iterable(values))
     try:
-        table = pa.Table.from_pylist([item.value for item in good])
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, ValueError, TypeError):
+        table = pa.table({key: pa.array([v.get(key) for v in values]) for key in keys})
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+        pa.ArrowNotImplementedError,
+        OverflowError,
+        ValueError,
+        TypeError,
+    ):
         return False
-    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t) for t in table.schema.types):
+    if not all(
+        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+        for t in table.schema.types
+    ):
         return False
     names = set(table.column_names)
     chosen: dict[str, str] = {}
@@ -221,15 +271,22 @@ def _convert_columnar(
         if item.error is not None:
             builder.reject(item, item.error)
         else:
-            builder.reject(item, RowError("wrong_type", f"expected a JSON object, got {type(item.value).__name__}"))
+            builder.reject(
+                item,
+                RowError("wrong_type", f"expected a JSON object, got {type(item.value).__name__}"),
+            )
     leftover = [c for c in table.column_names if c not in chosen.values()]
-    extras = [(name, ctx.fields[name]) for name in _MAPPABLE_EXTRAS if name in ctx.fields and name not in chosen]
+    extras = [
+        (name, ctx.fields[name])
+        for name in _MAPPABLE_EXTRAS
+        if name in ctx.fields and name not in chosen
+    ]
     for name, column in extras:
         if column in leftover:
             chosen[name] = column
             leftover.remove(column)
     n = table.num_rows
-    arrays: dict[str, pa.Array] = {"source_row": pa.array([item.row for item in good], pa.int64())}
+    arrays: dict[str, pa.Array] = {"source_row": pa.array(good_rows, pa.int64())}
     for field_name, column in chosen.items():
         values = table.column(column).combine_chunks().cast(pa.string())
         if field_name in ("input", "output", "instruction"):
@@ -237,7 +294,10 @@ def _convert_columnar(
         arrays[field_name] = values
     if leftover:
         rest = table.select(leftover).to_pylist()
-        arrays["meta"] = pa.array([encode_meta({k: v for k, v in row.items() if v is not None}) for row in rest], pa.string())
+        arrays["meta"] = pa.array(
+            [encode_meta({k: v for k, v in row.items() if v is not None}) for row in rest],
+            pa.string(),
+        )
     else:
         arrays["meta"] = pa.array(["{}"] * n, pa.string())
     for name, value in getattr(_family_of(spec), "STATIC", {}).items():
@@ -265,7 +325,9 @@ def _read_tsv(parsed: ParsedFile, ctx: ReadContext, detected: bool) -> FileResul
             item.raw = "\t".join(item.value)
             item.value = None
             builder.reject(item, error)
-    return FileResult(ctx.file, "flan_cot_tsv", builder.records(), builder.rejects(), detected, parsed.warnings)
+    return FileResult(
+        ctx.file, "flan_cot_tsv", builder.records(), builder.rejects(), detected, parsed.warnings
+    )
 
 
 def _read_row_groups(
@@ -279,7 +341,14 @@ def _read_row_groups(
         parsed = ParsedFile("records", items)
         name = detect_family(sample_keys(items), ctx.file) if rows else "alpaca"
         family_names.append(name)
-        split_ctx = ReadContext(ctx.source, ctx.file if split is None else f"{ctx.file}[{split}]", hf_format, ctx.license, ctx.fields, ctx.strict)
+        split_ctx = ReadContext(
+            ctx.source,
+            ctx.file if split is None else f"{ctx.file}[{split}]",
+            hf_format,
+            ctx.license,
+            ctx.fields,
+            ctx.strict,
+        )
         builder = RowBuilder(split_ctx)
         _convert_items(parsed, FAMILIES[name], split_ctx, builder)
         records.append(builder.records())
@@ -292,13 +361,24 @@ def _read_row_groups(
         pa.concat_tables(records) if records else empty_records(),
         pa.concat_tables(rejects) if rejects else empty_rejects(),
         True,
-        [f"{ctx.file}: rows read as {', '.join(sorted(set(family_names)))}"] if family_names else [],
+        [f"{ctx.file}: rows read as {', '.join(sorted(set(family_names)))}"]
+        if family_names
+        else [],
     )
 
 
-def read_dataset(dataset: Any, *, source: str, license: str | None = None, fields: dict[str, str] | None = None, strict: bool = False) -> FileResult:
+def read_dataset(
+    dataset: Any,
+    *,
+    source: str,
+    license: str | None = None,
+    fields: dict[str, str] | None = None,
+    strict: bool = False,
+) -> FileResult:
     """Read a ``datasets.Dataset`` / ``DatasetDict`` passed in Python."""
-    ctx = ReadContext(source, f"<datasets:{source}>", "hf_dataset", license, dict(fields or {}), strict)
+    ctx = ReadContext(
+        source, f"<datasets:{source}>", "hf_dataset", license, dict(fields or {}), strict
+    )
     return _read_row_groups(hf_disk.dataset_rows(dataset), ctx, hf_format="hf_dataset")
 
 
@@ -306,4 +386,12 @@ def guess_is_data(path: Path) -> bool:
     return is_hf_disk_dir(path) or data_suffix(path) in (".json", ".jsonl", ".ndjson", ".tsv")
 
 
-__all__ = ["FAMILIES", "FORMAT_NAMES", "FileResult", "SkippedFile", "detect_family", "read_dataset", "read_file"]
+__all__ = [
+    "FAMILIES",
+    "FORMAT_NAMES",
+    "FileResult",
+    "SkippedFile",
+    "detect_family",
+    "read_dataset",
+    "read_file",
+]

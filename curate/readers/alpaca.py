@@ -23,10 +23,18 @@ def matches(keys: set[str]) -> bool:
 
 
 def convert(obj: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
-    instruction = take_text(obj, ctx.columns("instruction", "instruction"), required=True, what="instruction")
+    instruction = take_text(
+        obj, ctx.columns("instruction", "instruction"), required=True, what="instruction"
+    )
     input_text = take_text(obj, ctx.columns("input", "input"), required=False, what="input")
     output, others = take_outputs(obj, ctx)
     if others:
         obj["ranked_outputs"] = others
     category = take_optional_text(obj, ctx.columns("category", "category"))
-    return {"instruction": instruction, "input": input_text, "output": output, "category": category, "meta": obj}
+    return {
+        "instruction": instruction,
+        "input": input_text,
+        "output": output,
+        "category": category,
+        "meta": obj,
+    }

@@ -16,7 +16,9 @@ def matches(keys: set[str]) -> bool:
 
 
 def convert(obj: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
-    instruction = take_text(obj, ctx.columns("instruction", "instruction"), required=True, what="instruction")
+    instruction = take_text(
+        obj, ctx.columns("instruction", "instruction"), required=True, what="instruction"
+    )
     input_text = take_text(obj, ctx.columns("input", "input"), required=False, what="input")
     output, others = take_outputs(obj, ctx)
     if others:
@@ -29,8 +31,12 @@ def convert(obj: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
     if not isinstance(history, list):
         raise RowError("wrong_type", "'history' should be a list of [user, assistant] pairs")
     for index, pair in enumerate(history):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair)):
-            raise RowError("wrong_type", f"history[{index}] should be a [user, assistant] pair of strings")
+        if not (
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, str) for t in pair)
+        ):
+            raise RowError(
+                "wrong_type", f"history[{index}] should be a [user, assistant] pair of strings"
+            )
         messages.append({"role": "user", "content": pair[0]})
         messages.append({"role": "assistant", "content": pair[1]})
     prompt = f"{instruction}\n\n{input_text}" if input_text else instruction

@@ -44,6 +44,8 @@ class ReadContext:
     fields: dict[str, str] = field(default_factory=dict)
     strict: bool = False
     lenient_json: bool = False
+    # Skipped when the next stage recomputes ids anyway (normalize): saves a hash per row.
+    with_ids: bool = True
 
     def columns(self, schema_field: str, *defaults: str) -> tuple[str, ...]:
         """Source columns to try for a schema field: the user's ``fields:`` mapping first."""
@@ -71,6 +73,17 @@ class ParsedFile:
     items: list[Item]
     document: Any = None
     warnings: list[str] = field(default_factory=list)
+    # A cleanly parsed JSON array keeps its plain values; Items are built only if needed.
+    values: list[Any] | None = None
+    lines: list[int] | None = None  # 1-based line of each value (JSON Lines)
+
+    def all_items(self) -> list[Item]:
+        if self.values is not None and not self.items:
+            lines = self.lines or [None] * len(self.values)
+            self.items = [
+                Item(i, line, v) for i, (line, v) in enumerate(zip(lines, self.values, strict=True))
+            ]
+        return self.items
 
 
 def decode_text(data: bytes, path: str) -> str:
@@ -106,10 +119,14 @@ def parse_file(path: Path, display: str, lenient_json: bool = False) -> ParsedFi
         if exc.msg.startswith("Extra data") and stripped[0] == "{":
             # A ".json" file that is really JSON Lines.
             return _parse_jsonl(data, display)
-        raise InputFileError(f"{display}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+        raise InputFileError(
+            f"{display}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
+        ) from exc
     if isinstance(value, dict):
         return ParsedFile("document", [], document=value)
-    raise InputFileError(f"{display}: top-level JSON is a {type(value).__name__}; expected an array of objects or one object")
+    raise InputFileError(
+        f"{display}: top-level JSON is a {type(value).__name__}; expected an array of objects or one object"
+    )
 
 
 def _parse_json_array(text: str, display: str, lenient: bool) -> ParsedFile:
@@ -125,7 +142,7 @@ def _parse_json_array(text: str, display: str, lenient: bool) -> ParsedFile:
         return _parse_json_array_lenient(text, display)
     if not isinstance(value, list):
         raise InputFileError(f"{display}: expected a JSON array")
-    return ParsedFile("records", [Item(i, None, v) for i, v in enumerate(value)])
+    return ParsedFile("records", [], values=value)
 
 
 def _parse_json_array_lenient(text: str, display: str) -> ParsedFile:
@@ -175,7 +192,15 @@ def _parse_json_array_lenient(text: str, display: str) -> ParsedFile:
                 nxt = n if nl < 0 else nl
             raw = text[pos:nxt]
             items.append(
-                Item(row, line, None, RowError("parse_error", f"invalid JSON at line {eline}, column {ecol}: {exc.msg}"), raw)
+                Item(
+                    row,
+                    line,
+                    None,
+                    RowError(
+                        "parse_error", f"invalid JSON at line {eline}, column {ecol}: {exc.msg}"
+                    ),
+                    raw,
+                )
             )
             row += 1
             pos = nxt
@@ -184,11 +209,30 @@ def _parse_json_array_lenient(text: str, display: str) -> ParsedFile:
         row += 1
         pos = skip_ws(end)
         if pos < n and text[pos] == ",":
+            after = skip_ws(pos + 1)
+            if after < n and text[after] == "]":
+                line, col = line_col(text, pos)
+                warnings.append(f"{display}:{line}:{col}: trailing comma before ']' ignored")
             pos += 1
     return ParsedFile("records", items, warnings=warnings)
 
 
 def _parse_jsonl(data: bytes, display: str) -> ParsedFile:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    line_numbers = [n for n, raw in enumerate(lines, start=1) if raw.strip()]
+    # Fast path: one C-level parse of all lines as an array; any bad line falls back to per-line.
+    try:
+        values = json.loads(b"[" + b",".join(lines[n - 1] for n in line_numbers) + b"]")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        values = None
+    if isinstance(values, list) and len(values) == len(line_numbers):
+        return ParsedFile("records", [], values=values, lines=line_numbers)
+    return _parse_jsonl_lines(data, display)
+
+
+def _parse_jsonl_lines(data: bytes, display: str) -> ParsedFile:
     items: list[Item] = []
     loads = json.loads
     row = 0
@@ -201,14 +245,28 @@ def _parse_jsonl(data: bytes, display: str) -> ParsedFile:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             items.append(
-                Item(row, line_no, None, RowError("encoding_error", f"not valid UTF-8 at byte {exc.start} of the line"), raw.decode("utf-8", errors="replace"))
+                Item(
+                    row,
+                    line_no,
+                    None,
+                    RowError("encoding_error", f"not valid UTF-8 at byte {exc.start} of the line"),
+                    raw.decode("utf-8", errors="replace"),
+                )
             )
             row += 1
             continue
         try:
             value = loads(text)
         except json.JSONDecodeError as exc:
-            items.append(Item(row, line_no, None, RowError("parse_error", f"invalid JSON at column {exc.colno}: {exc.msg}"), text))
+            items.append(
+                Item(
+                    row,
+                    line_no,
+                    None,
+                    RowError("parse_error", f"invalid JSON at column {exc.colno}: {exc.msg}"),
+                    text,
+                )
+            )
             row += 1
             continue
         items.append(Item(row, line_no, value))
@@ -226,7 +284,15 @@ def _parse_tsv(data: bytes, display: str) -> ParsedFile:
         try:
             text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            items.append(Item(row, line_no, None, RowError("encoding_error", f"not valid UTF-8 at byte {exc.start} of the line"), raw.decode("utf-8", errors="replace")))
+            items.append(
+                Item(
+                    row,
+                    line_no,
+                    None,
+                    RowError("encoding_error", f"not valid UTF-8 at byte {exc.start} of the line"),
+                    raw.decode("utf-8", errors="replace"),
+                )
+            )
             row += 1
             continue
         items.append(Item(row, line_no, text.split("\t")))
@@ -258,9 +324,13 @@ def take_text(obj: dict[str, Any], names: Sequence[str], *, required: bool, what
                 return value
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return str(value)
-            raise RowError("wrong_type", f"field {name!r} should be text, got {type(value).__name__}")
+            raise RowError(
+                "wrong_type", f"field {name!r} should be text, got {type(value).__name__}"
+            )
     if required:
-        raise RowError("missing_field", f"missing required field {what!r} (looked for {', '.join(names)})")
+        raise RowError(
+            "missing_field", f"missing required field {what!r} (looked for {', '.join(names)})"
+        )
     return ""
 
 
@@ -272,7 +342,11 @@ def take_optional_text(obj: dict[str, Any], names: Sequence[str]) -> str | None:
                 return None
             if isinstance(value, str):
                 return value
-            return json.dumps(value, ensure_ascii=False) if not isinstance(value, (int, float)) else str(value)
+            return (
+                json.dumps(value, ensure_ascii=False)
+                if not isinstance(value, (int, float))
+                else str(value)
+            )
     return None
 
 
@@ -404,10 +478,14 @@ class RowBuilder:
         }
         table = _assemble(arrays, RECORD_SCHEMA, n)
         if self._batches:
-            table = pa.concat_tables([*self._batches, table]) if n else pa.concat_tables(self._batches)
+            table = (
+                pa.concat_tables([*self._batches, table]) if n else pa.concat_tables(self._batches)
+            )
             if len(self._batches) > 1 or n:
                 table = table.take(pc.sort_indices(table.column("source_row")))
-        return table.set_column(0, "id", compute_ids(table))
+        if not self.ctx.with_ids:
+            return table
+        return table.set_column(0, RECORD_SCHEMA.field("id"), compute_ids(table))
 
     def rejects(self) -> pa.Table:
         n = len(self._rejects)
@@ -420,7 +498,9 @@ class RowBuilder:
             "license": pa.array([ctx.license] * n, pa.string()),
         }
         for name in ("source_row", "meta", "stage", "reason", "detail"):
-            arrays[name] = pa.array([r[name] for r in self._rejects], REJECT_SCHEMA.field(name).type)
+            arrays[name] = pa.array(
+                [r[name] for r in self._rejects], REJECT_SCHEMA.field(name).type
+            )
         return _assemble(arrays, REJECT_SCHEMA, n)
 
 
@@ -440,12 +520,17 @@ def _assemble(arrays: dict[str, pa.Array], schema: pa.Schema, n: int) -> pa.Tabl
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def iter_dict_items(parsed: ParsedFile, builder: RowBuilder) -> Iterator[tuple[Item, dict[str, Any]]]:
+def iter_dict_items(
+    parsed: ParsedFile, builder: RowBuilder
+) -> Iterator[tuple[Item, dict[str, Any]]]:
     """Items that parsed to a JSON object; everything else becomes a reject right here."""
-    for item in parsed.items:
+    for item in parsed.all_items():
         if item.error is not None:
             builder.reject(item, item.error)
         elif not isinstance(item.value, dict):
-            builder.reject(item, RowError("wrong_type", f"expected a JSON object, got {type(item.value).__name__}"))
+            builder.reject(
+                item,
+                RowError("wrong_type", f"expected a JSON object, got {type(item.value).__name__}"),
+            )
         else:
             yield item, item.value

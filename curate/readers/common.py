@@ -32,19 +32,27 @@ def map_role(raw: Any) -> str:
         raise RowError("wrong_type", f"message role should be text, got {type(raw).__name__}")
     role = ROLE_MAP.get(raw.strip().lower())
     if role is None:
-        raise RowError("unknown_role", f"unknown message role {raw!r} (known: {', '.join(sorted(ROLE_MAP))})")
+        raise RowError(
+            "unknown_role", f"unknown message role {raw!r} (known: {', '.join(sorted(ROLE_MAP))})"
+        )
     return role
 
 
-def take_outputs(obj: dict[str, Any], ctx: ReadContext, meta_key: str = "ranked_outputs") -> tuple[str, list[str] | None]:
+def take_outputs(
+    obj: dict[str, Any], ctx: ReadContext, meta_key: str = "ranked_outputs"
+) -> tuple[str, list[str] | None]:
     """An output column that may hold a ranked list (oasst ``rm``): first is the output."""
     for name in ctx.columns("output", "output", "response"):
         if name in obj and isinstance(obj[name], list):
             values = obj.pop(name)
             if not values or not all(isinstance(v, str) for v in values):
-                raise RowError("wrong_type", f"field {name!r} is a list but not a non-empty list of strings")
+                raise RowError(
+                    "wrong_type", f"field {name!r} is a list but not a non-empty list of strings"
+                )
             return values[0], values[1:] or None
-    return take_text(obj, ctx.columns("output", "output", "response"), required=True, what="output"), None
+    return take_text(
+        obj, ctx.columns("output", "output", "response"), required=True, what="output"
+    ), None
 
 
 def final_exchange(messages: list[dict[str, str]]) -> tuple[str, str]:
@@ -63,4 +71,6 @@ def final_exchange(messages: list[dict[str, str]]) -> tuple[str, str]:
 
 
 def to_json_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return (
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    )

@@ -30,8 +30,20 @@ def matches(keys: set[str]) -> bool:
 
 
 def convert(obj: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
-    instruction = take_text(obj, ctx.columns("instruction", "instruction"), required=True, what="instruction")
-    context = take_text(obj, ctx.columns("input", "context", "input"), required=False, what="context")
-    response = take_text(obj, ctx.columns("output", "response", "output"), required=True, what="response")
+    instruction = take_text(
+        obj, ctx.columns("instruction", "instruction"), required=True, what="instruction"
+    )
+    context = take_text(
+        obj, ctx.columns("input", "context", "input"), required=False, what="context"
+    )
+    response = take_text(
+        obj, ctx.columns("output", "response", "output"), required=True, what="response"
+    )
     category = take_optional_text(obj, ctx.columns("category", "category"))
-    return {"instruction": instruction, "input": context, "output": response, "category": category, "meta": obj}
+    return {
+        "instruction": instruction,
+        "input": context,
+        "output": response,
+        "category": category,
+        "meta": obj,
+    }

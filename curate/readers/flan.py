@@ -24,7 +24,9 @@ def matches(keys: set[str]) -> bool:
 
 def convert(obj: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
     return {
-        "instruction": take_text(obj, ctx.columns("instruction", "inputs"), required=True, what="inputs"),
+        "instruction": take_text(
+            obj, ctx.columns("instruction", "inputs"), required=True, what="inputs"
+        ),
         "output": take_text(obj, ctx.columns("output", "targets"), required=True, what="targets"),
         "task": take_optional_text(obj, ctx.columns("task", "task_name", "task")),
         "task_source": take_optional_text(obj, ctx.columns("task_source", "task_source")),

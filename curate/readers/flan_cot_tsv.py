@@ -25,7 +25,10 @@ def task_name(file: str) -> str:
 
 def convert_fields(fields: list[str], ctx: ReadContext) -> dict[str, Any]:
     if len(fields) != 3:
-        raise RowError("parse_error", f"expected 3 tab-separated columns (question, answer, rationale), got {len(fields)}")
+        raise RowError(
+            "parse_error",
+            f"expected 3 tab-separated columns (question, answer, rationale), got {len(fields)}",
+        )
     question, answer, rationale = fields
     if not question.strip():
         raise RowError("missing_field", "empty question column")

@@ -35,4 +35,6 @@ def dataset_rows(dataset: Any) -> list[tuple[str | None, list[dict[str, Any]]]]:
         return [(split, dataset[split].to_list()) for split in sorted(dataset)]
     if isinstance(dataset, datasets.Dataset):
         return [(None, dataset.to_list())]
-    raise InputFileError(f"expected a datasets.Dataset or DatasetDict, got {type(dataset).__name__}")
+    raise InputFileError(
+        f"expected a datasets.Dataset or DatasetDict, got {type(dataset).__name__}"
+    )

@@ -33,7 +33,10 @@ def _content_text(content: Any, index: int) -> str:
                 texts.append(text)
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise RowError("unsupported_content", f"message {index}: content part of type {kind!r} is not text")
+                raise RowError(
+                    "unsupported_content",
+                    f"message {index}: content part of type {kind!r} is not text",
+                )
         return "".join(texts)
     raise RowError("wrong_type", f"message {index}: content should be text or a list of parts")
 

@@ -57,12 +57,22 @@ def read_document(doc: dict[str, Any], ctx: ReadContext, builder: RowBuilder) ->
     category = categories[0] if isinstance(categories, list) and categories else None
     task_meta = {k.lower().replace(" ", "_"): v for k, v in doc.items()}
     row = 0
-    for part, rows in (("positive_example", positives), ("instance", instances), ("negative_example", negatives)):
+    for part, rows in (
+        ("positive_example", positives),
+        ("instance", instances),
+        ("negative_example", negatives),
+    ):
         for index, raw in enumerate(rows):
             item = Item(row, None, raw)
             row += 1
             if part == "negative_example":
-                builder.reject(item, RowError("niv2_negative_example", f"negative example {index} of {task} (a wrong answer by design)"))
+                builder.reject(
+                    item,
+                    RowError(
+                        "niv2_negative_example",
+                        f"negative example {index} of {task} (a wrong answer by design)",
+                    ),
+                )
                 continue
             try:
                 if not isinstance(raw, dict):

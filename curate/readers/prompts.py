@@ -29,7 +29,11 @@ def convert(obj: dict[str, Any], ctx: ReadContext) -> dict[str, Any]:
         if len(turns) > 1:
             obj["follow_up_turns"] = turns[1:]
     else:
-        instruction = take_text(obj, ctx.columns("instruction", *_PROMPT_COLUMNS), required=True, what="question")
-    output = take_text(obj, ctx.columns("output", "answer", "response", "output"), required=False, what="answer")
+        instruction = take_text(
+            obj, ctx.columns("instruction", *_PROMPT_COLUMNS), required=True, what="question"
+        )
+    output = take_text(
+        obj, ctx.columns("output", "answer", "response", "output"), required=False, what="answer"
+    )
     category = take_optional_text(obj, ctx.columns("category", "category"))
     return {"instruction": instruction, "output": output, "category": category, "meta": obj}

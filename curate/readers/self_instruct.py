@@ -16,7 +16,9 @@ def matches(keys: set[str]) -> bool:
 
 
 def convert_many(obj: dict[str, Any], ctx: ReadContext) -> list[dict[str, Any]]:
-    instruction = take_text(obj, ctx.columns("instruction", "instruction"), required=True, what="instruction")
+    instruction = take_text(
+        obj, ctx.columns("instruction", "instruction"), required=True, what="instruction"
+    )
     instances = obj.pop("instances", None)
     if not isinstance(instances, list) or not instances:
         raise RowError("missing_field", "'instances' must be a non-empty list of {input, output}")
@@ -32,5 +34,13 @@ def convert_many(obj: dict[str, Any], ctx: ReadContext) -> list[dict[str, Any]]:
         meta["instance_index"] = index
         if instance:
             meta["instance_extra"] = instance
-        records.append({"instruction": instruction, "input": input_text, "output": output, "task": task, "meta": meta})
+        records.append(
+            {
+                "instruction": instruction,
+                "input": input_text,
+                "output": output,
+                "task": task,
+                "meta": meta,
+            }
+        )
     return records

@@ -11,7 +11,15 @@ import pkgutil
 import re
 
 from curate.errors import StageError
-from curate.stages.base import Decision, FilterStage, GlobalStage, MapStage, Stage, StageParams, StageResult
+from curate.stages.base import (
+    Decision,
+    FilterStage,
+    GlobalStage,
+    MapStage,
+    Stage,
+    StageParams,
+    StageResult,
+)
 
 _REGISTRY: dict[str, type[Stage]] = {}
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from curate.errors import StageError
-from curate.records import REJECT_SCHEMA, RECORD_SCHEMA, conform
+from curate.records import RECORD_SCHEMA, REJECT_SCHEMA, conform
 
 
 class StageParams(BaseModel):
@@ -71,6 +71,8 @@ class Stage:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     Params: ClassVar[type[StageParams]] = StageParams
+    # True for stages that recompute ``id`` for every row (so readers before them can skip it).
+    recomputes_ids: ClassVar[bool] = False
 
     def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if isinstance(params, StageParams):
@@ -83,7 +85,9 @@ class Stage:
         try:
             self.params = self.Params.model_validate(data)
         except ValidationError as error:
-            raise StageError(f"invalid parameters for stage {self.key()!r}: {format_validation_error(error, '')}") from None
+            raise StageError(
+                f"invalid parameters for stage {self.key()!r}: {format_validation_error(error, '')}"
+            ) from None
 
     @classmethod
     def key(cls) -> str:
@@ -114,7 +118,9 @@ class MapStage(Stage):
 
     def run(self, table: pa.Table) -> StageResult:
         out = self.transform(table)
-        return StageResult(out, REJECT_SCHEMA.empty_table(), stage_stats(table.num_rows, out.num_rows, None))
+        return StageResult(
+            out, REJECT_SCHEMA.empty_table(), stage_stats(table.num_rows, out.num_rows, None)
+        )
 
 
 class FilterStage(Stage):
@@ -156,7 +162,11 @@ def apply_decision(table: pa.Table, decision: Decision, stage_name: str) -> Stag
     keep = pc.fill_null(keep, True)
     scored = table
     for name, values in decision.scores.items():
-        scored = scored.append_column(name, values) if name not in scored.column_names else scored.set_column(scored.column_names.index(name), name, values)
+        scored = (
+            scored.append_column(name, values)
+            if name not in scored.column_names
+            else scored.set_column(scored.column_names.index(name), name, values)
+        )
     kept = scored.filter(keep)
     drop = pc.invert(keep)
     n_drop = int(pc.sum(pc.cast(drop, pa.int64())).as_py() or 0) if len(drop) else 0
@@ -164,9 +174,19 @@ def apply_decision(table: pa.Table, decision: Decision, stage_name: str) -> Stag
         dropped = table.filter(drop)
         reasons = pc.filter(decision.reason, drop)
         if pc.any(pc.is_null(reasons)).as_py():
-            raise StageError(f"stage {stage_name} dropped a row without a reason (a bug in the stage)")
-        details = pc.filter(decision.detail, drop) if decision.detail is not None else pa.nulls(n_drop, pa.string())
-        dup = pc.filter(decision.duplicate_of, drop) if decision.duplicate_of is not None else pa.nulls(n_drop, pa.string())
+            raise StageError(
+                f"stage {stage_name} dropped a row without a reason (a bug in the stage)"
+            )
+        details = (
+            pc.filter(decision.detail, drop)
+            if decision.detail is not None
+            else pa.nulls(n_drop, pa.string())
+        )
+        dup = (
+            pc.filter(decision.duplicate_of, drop)
+            if decision.duplicate_of is not None
+            else pa.nulls(n_drop, pa.string())
+        )
         rejected = make_rejects(dropped, stage_name, reasons, details, dup)
     else:
         rejected = REJECT_SCHEMA.empty_table()
@@ -183,12 +203,19 @@ def make_rejects(
 ) -> pa.Table:
     """Rejects table: the record columns plus stage, reason, detail, duplicate_of."""
     n = rows.num_rows
-    base = conform(rows.select([c for c in rows.column_names if c in RECORD_SCHEMA.names]), RECORD_SCHEMA)
+    base = conform(
+        rows.select([c for c in rows.column_names if c in RECORD_SCHEMA.names]), RECORD_SCHEMA
+    )
     reason_arr = pa.array([reason] * n, pa.string()) if isinstance(reason, str) else reason
     base = base.append_column("stage", pa.array([stage_name] * n, pa.string()))
     base = base.append_column("reason", reason_arr.cast(pa.string()))
-    base = base.append_column("detail", detail.cast(pa.string()) if detail is not None else pa.nulls(n, pa.string()))
-    base = base.append_column("duplicate_of", duplicate_of.cast(pa.string()) if duplicate_of is not None else pa.nulls(n, pa.string()))
+    base = base.append_column(
+        "detail", detail.cast(pa.string()) if detail is not None else pa.nulls(n, pa.string())
+    )
+    base = base.append_column(
+        "duplicate_of",
+        duplicate_of.cast(pa.string()) if duplicate_of is not None else pa.nulls(n, pa.string()),
+    )
     return base.cast(REJECT_SCHEMA)
 
 

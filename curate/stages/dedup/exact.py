@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -16,7 +16,7 @@ from curate.text import matching_text, user_turns_text
 KeyField = Literal["instruction", "input", "output", "rationale", "messages"]
 
 
-def dedup_key(table: pa.Table, fields: list[str]) -> pa.Array:
+def dedup_key(table: pa.Table, fields: Sequence[str]) -> pa.Array:
     """The normalized key a row is compared on. ``messages`` means every system/user turn."""
     parts = []
     for name in fields:
@@ -27,6 +27,10 @@ def dedup_key(table: pa.Table, fields: list[str]) -> pa.Array:
     if len(parts) == 1:
         return parts[0]
     return pc.binary_join_element_wise(*parts, "\x1f")
+
+
+def _default_key_fields() -> list[KeyField]:
+    return ["instruction", "input"]
 
 
 class ExactDedup(GlobalStage):
@@ -40,18 +44,22 @@ class ExactDedup(GlobalStage):
     name: ClassVar[str] = "exact_dedup_v1"
 
     class Params(StageParams):
-        fields: list[KeyField] = Field(default_factory=lambda: ["instruction", "input"], min_length=1)
+        fields: list[KeyField] = Field(default_factory=_default_key_fields, min_length=1)
         include_conversation: bool = True
 
     params: Params
 
-    def __init__(self, params: StageParams | dict[str, object] | None = None, **kwargs: object) -> None:
+    def __init__(
+        self, params: StageParams | dict[str, object] | None = None, **kwargs: object
+    ) -> None:
         super().__init__(params, **kwargs)
-        self._first: dict[str, tuple[int, str]] = {}  # key -> (global row position, id) of its keeper
+        self._first: dict[
+            str, tuple[int, str]
+        ] = {}  # key -> (global row position, id) of its keeper
         self._apply_offset = 0
 
     def _keys(self, table: pa.Table) -> pa.Array:
-        fields = list(self.params.fields)
+        fields: list[str] = list(self.params.fields)
         if self.params.include_conversation and "messages" not in fields:
             fields.append("messages")
         return dedup_key(table, fields)
@@ -99,8 +107,12 @@ class ExactDedup(GlobalStage):
             keeper_ids.append(None if is_keeper else keeper_id)
         keep = pa.array(keep_list, pa.bool_())
         reason = pc.if_else(keep, pa.scalar(None, pa.string()), "exact_duplicate")
-        detail = pc.if_else(keep, pa.scalar(None, pa.string()), f"same normalized {'+'.join(self.params.fields)}")
-        decision = Decision(keep=keep, reason=reason, detail=detail, duplicate_of=pa.array(keeper_ids, pa.string()))
+        detail = pc.if_else(
+            keep, pa.scalar(None, pa.string()), f"same normalized {'+'.join(self.params.fields)}"
+        )
+        decision = Decision(
+            keep=keep, reason=reason, detail=detail, duplicate_of=pa.array(keeper_ids, pa.string())
+        )
         return apply_decision(table, decision, self.name)
 
 

@@ -8,14 +8,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from curate.records import compute_ids
+from curate.records import RECORD_SCHEMA, compute_ids
 from curate.stages.base import MapStage, StageParams
 
 # C0/C1 controls except tab and newline, DEL, BOM and zero-width characters.
 _CONTROL = "[\\x{00}-\\x{08}\\x{0B}\\x{0C}\\x{0E}-\\x{1F}\\x{7F}-\\x{9F}\\x{FEFF}\\x{200B}\\x{200C}\\x{200D}\\x{2060}]"
-_CRLF = "\\r\\n?"
-_TRAILING_SPACE = "(?m)[ \\t]+$"
+# Controls vanish and trailing spaces before a newline/end vanish, in one pass: a control match
+# leaves group 1 empty, a trailing-space match keeps the newline it captured.
+_CONTROL_OR_TRAILING = _CONTROL + "+|[ \\t]+(\\n|$)"
 _EXTRA_BLANK_LINES = "\\n{3,}"
+# Only runs of 2+ spaces, or a tab / no-break space, need rewriting (a single space is fine).
+_SPACE_RUNS = "[ \\t\\x{00A0}]{2,}|[\\t\\x{00A0}]"
 _CITATION = "\\[\\d+\\]"
 
 DEFAULT_NO_INPUT = [
@@ -45,15 +48,27 @@ DEFAULT_NO_INPUT = [
 ]
 
 
+def _nfc(values: pa.Array) -> pa.Array:
+    """NFC only where it can change something: ASCII text is already NFC."""
+    non_ascii = pc.invert(pc.fill_null(pc.string_is_ascii(values), True))
+    count = pc.sum(non_ascii).as_py() or 0
+    if count == 0:
+        return values
+    if count == len(values):
+        return pc.utf8_normalize(values, "NFC")
+    normalized = pc.utf8_normalize(pc.filter(values, non_ascii), "NFC")
+    return pc.replace_with_mask(values, non_ascii, normalized)
+
+
 def _clean(values: pa.Array, collapse_spaces: bool, strip_citations: bool) -> pa.Array:
-    values = pc.utf8_normalize(values, "NFC")
-    values = pc.replace_substring_regex(values, _CRLF, "\n")
-    values = pc.replace_substring_regex(values, _CONTROL, "")
+    values = _nfc(values)
+    if pc.any(pc.match_substring(values, "\r")).as_py():
+        values = pc.replace_substring(pc.replace_substring(values, "\r\n", "\n"), "\r", "\n")
     if strip_citations:
         values = pc.replace_substring_regex(values, _CITATION, "")
     if collapse_spaces:
-        values = pc.replace_substring_regex(values, "[ \\t\\x{00A0}]+", " ")
-    values = pc.replace_substring_regex(values, _TRAILING_SPACE, "")
+        values = pc.replace_substring_regex(values, _SPACE_RUNS, " ")
+    values = pc.replace_substring_regex(values, _CONTROL_OR_TRAILING, "\\1")
     values = pc.replace_substring_regex(values, _EXTRA_BLANK_LINES, "\n\n")
     return pc.utf8_trim_whitespace(values)
 
@@ -67,12 +82,15 @@ class Normalize(MapStage):
     """
 
     name: ClassVar[str] = "normalize_v1"
+    recomputes_ids: ClassVar[bool] = True
 
     class Params(StageParams):
         nfc: bool = True
         collapse_instruction_whitespace: bool = True
         no_input_placeholders: list[str] = Field(default_factory=lambda: list(DEFAULT_NO_INPUT))
-        strip_citations: bool = Field(False, description="Remove Dolly-style [n] citation marks from input/output.")
+        strip_citations: bool = Field(
+            False, description="Remove Dolly-style [n] citation marks from input/output."
+        )
 
     params: Params
 
@@ -92,9 +110,13 @@ class Normalize(MapStage):
         placeholders = pa.array([s.strip().lower() for s in p.no_input_placeholders], pa.string())
         inputs = out.column("input").combine_chunks()
         is_placeholder = pc.is_in(pc.utf8_lower(inputs), placeholders)
-        out = out.set_column(out.column_names.index("input"), "input", pc.if_else(is_placeholder, "", inputs))
+        out = out.set_column(
+            out.column_names.index("input"), "input", pc.if_else(is_placeholder, "", inputs)
+        )
         out = self._normalize_messages(out, p.strip_citations)
-        return out.set_column(out.column_names.index("id"), "id", compute_ids(out))
+        return out.set_column(
+            out.column_names.index("id"), RECORD_SCHEMA.field("id"), compute_ids(out)
+        )
 
     @staticmethod
     def _normalize_messages(table: pa.Table, strip_citations: bool) -> pa.Table:
@@ -103,6 +125,8 @@ class Normalize(MapStage):
             return table
         flat = pc.list_flatten(messages)
         content = _clean(flat.field("content"), False, strip_citations)
-        struct = pa.StructArray.from_arrays([flat.field("role"), content], fields=list(messages.type.value_type))
+        struct = pa.StructArray.from_arrays(
+            [flat.field("role"), content], fields=list(messages.type.value_type)
+        )
         rebuilt = pa.ListArray.from_arrays(messages.offsets, struct, mask=messages.is_null())
         return table.set_column(table.column_names.index("messages"), "messages", rebuilt)

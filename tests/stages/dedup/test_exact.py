@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pyarrow as pa
+
+from curate.readers.base import ReadContext, RowBuilder
+from curate.stages import get_stage
+from curate.stages.dedup.exact import ExactDedup
+
+
+def table_of(*rows: dict, source: str = "s") -> pa.Table:
+    builder = RowBuilder(ReadContext(source, f"{source}.jsonl"))
+    for index, row in enumerate(rows):
+        builder.add(index, **{"output": "", **row})
+    return builder.records()
+
+
+def test_first_occurrence_kept_and_rejects_point_at_it() -> None:
+    table = table_of(
+        {"instruction": "Name the capital of Australia.", "output": "Canberra"},
+        {"instruction": "name the capital of australia", "output": "Canberra is the capital."},
+        {"instruction": "Name the capital of Austria.", "output": "Vienna"},
+        {"instruction": "NAME THE CAPITAL OF AUSTRALIA?!", "output": "It is Canberra."},
+    )
+    kept, rejected = ExactDedup().run(table)
+    assert kept.column("instruction").to_pylist() == [
+        "Name the capital of Australia.",
+        "Name the capital of Austria.",
+    ]
+    keeper = kept.column("id")[0].as_py()
+    rows = rejected.to_pylist()
+    assert [r["reason"] for r in rows] == ["exact_duplicate", "exact_duplicate"]
+    assert [r["duplicate_of"] for r in rows] == [keeper, keeper]
+    assert [r["source_row"] for r in rows] == [1, 3]
+    assert all(r["stage"] == "exact_dedup_v1" for r in rows)
+
+
+def test_key_fields_are_configurable() -> None:
+    table = table_of(
+        {"instruction": "Summarize.", "input": "Text one."},
+        {"instruction": "Summarize.", "input": "Text two."},
+    )
+    assert ExactDedup().run(table).kept.num_rows == 2  # default key: instruction + input
+    assert get_stage("exact_dedup")(fields=["instruction"]).run(table).kept.num_rows == 1
+
+
+def test_conversations_match_only_when_the_whole_user_side_matches() -> None:
+    def conv(first: str) -> dict:
+        return {
+            "instruction": "And then?",
+            "output": "ok",
+            "messages": [
+                {"role": "user", "content": first},
+                {"role": "assistant", "content": "a"},
+                {"role": "user", "content": "And then?"},
+                {"role": "assistant", "content": "ok"},
+            ],
+        }
+
+    table = table_of(conv("Tell me a story."), conv("Explain TCP."), conv("Tell me a story!"))
+    kept, rejected = ExactDedup().run(table)
+    assert kept.num_rows == 2 and rejected.num_rows == 1
+    assert ExactDedup(include_conversation=False).run(table).kept.num_rows == 1
+
+
+def test_streaming_fit_apply_matches_single_batch_run_across_sources() -> None:
+    a = table_of({"instruction": "q1"}, {"instruction": "q2"}, source="a")
+    b = table_of({"instruction": "Q2"}, {"instruction": "q3"}, {"instruction": "q1."}, source="b")
+    stage = ExactDedup()
+    stage.fit([a, b])
+    streamed = [stage.apply(a), stage.apply(b)]
+    kept = pa.concat_tables([r.kept for r in streamed])
+    whole = ExactDedup().run(pa.concat_tables([a, b]))
+    assert kept.equals(whole.kept)
+    assert kept.column("instruction").to_pylist() == ["q1", "q2", "q3"]
+    rejected = pa.concat_tables([r.rejected for r in streamed])
+    assert rejected.column("source").to_pylist() == ["b", "b"]  # cross-source: earlier source wins
+
+
+def test_identical_rows_are_all_but_one_dropped() -> None:
+    table = table_of(
+        {"instruction": "same", "output": "same"},
+        {"instruction": "same", "output": "same"},
+        {"instruction": "same", "output": "same"},
+    )
+    kept, rejected = ExactDedup().run(table)
+    assert kept.num_rows == 1 and rejected.num_rows == 2
+    assert kept.num_rows + rejected.num_rows == table.num_rows

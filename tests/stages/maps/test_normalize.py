@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pyarrow as pa
+
+from curate.readers.base import ReadContext, RowBuilder
+from curate.stages import get_stage
+
+
+def table_of(*rows: dict) -> pa.Table:
+    builder = RowBuilder(ReadContext("s", "f"))
+    for index, row in enumerate(rows):
+        builder.add(index, **row)
+    return builder.records()
+
+
+def test_nfc_controls_whitespace_and_placeholders() -> None:
+    table = table_of(
+        {
+            "instruction": "  Cafe\u0301   menu\t please  ",
+            "input": "N/A",
+            "output": "line one   \r\nline two\x00\n\n\n\n    indented code",
+        },
+        {"instruction": "x", "input": "<noinput>", "output": "y"},
+        {"instruction": "x", "input": "None of the above is true.", "output": "y"},
+    )
+    out = get_stage("normalize")().run(table).kept.to_pylist()
+    assert out[0]["instruction"] == "Café menu please"  # NFC + collapsed spaces
+    assert out[0]["input"] == ""  # whole-field placeholder
+    # newlines and indentation kept in outputs; CRLF, NUL and trailing spaces gone; blank runs capped
+    assert out[0]["output"] == "line one\nline two\n\n    indented code"
+    assert out[1]["input"] == ""
+    assert out[2]["input"] == "None of the above is true."  # only whole-field placeholders
+
+
+def test_ids_are_recomputed_from_normalized_content() -> None:
+    a = table_of({"instruction": "Hello  world", "output": "x "})
+    b = table_of({"instruction": "Hello world", "output": "x"})
+    stage = get_stage("normalize")()
+    assert a.column("id") != b.column("id")
+    assert stage.run(a).kept.column("id") == stage.run(b).kept.column("id")
+
+
+def test_citations_stripped_only_when_asked() -> None:
+    table = table_of(
+        {
+            "instruction": "q",
+            "input": "Founded in 1901.[3] Moved in 1920.[12]",
+            "output": "In 1901[1].",
+        }
+    )
+    kept = get_stage("normalize")().run(table).kept.to_pylist()[0]
+    assert "[3]" in kept["input"]
+    stripped = get_stage("normalize")(strip_citations=True).run(table).kept.to_pylist()[0]
+    assert stripped["input"] == "Founded in 1901. Moved in 1920."
+    assert stripped["output"] == "In 1901."
+
+
+def test_messages_content_is_normalized() -> None:
+    table = table_of(
+        {
+            "instruction": "hi",
+            "output": "yo",
+            "messages": [
+                {"role": "user", "content": " hi\u200b "},
+                {"role": "assistant", "content": "yo  \n"},
+            ],
+        },
+        {"instruction": "plain", "output": "row"},
+    )
+    out = get_stage("normalize")().run(table).kept.to_pylist()
+    assert out[0]["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "yo"},
+    ]
+    assert out[1]["messages"] is None

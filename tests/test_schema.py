@@ -1,0 +1,108 @@
+"""The committed schema files must match what the pydantic Record generates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+from testutils import REPO
+
+from curate.records import (
+    RECORD_SCHEMA,
+    REJECT_SCHEMA,
+    Record,
+    arrow_schema_as_json,
+    compute_ids,
+    content_id,
+    record_json_schema,
+    write_schema_files,
+)
+
+
+def test_committed_schema_files_match_the_model(tmp_path: Path) -> None:
+    write_schema_files(tmp_path)
+    for name in ("record.schema.json", "record.arrow.json"):
+        committed = (REPO / "schemas" / name).read_text()
+        generated = (tmp_path / name).read_text()
+        assert committed == generated, (
+            f"schemas/{name} drifted from curate/records.py: run `python -m curate.records`"
+        )
+
+
+def test_arrow_schema_is_derived_from_json_schema() -> None:
+    schema = record_json_schema()
+    assert list(schema["properties"]) == RECORD_SCHEMA.names
+    message = pa.struct(
+        [
+            pa.field("role", pa.string(), nullable=False),
+            pa.field("content", pa.string(), nullable=False),
+        ]
+    )
+    assert RECORD_SCHEMA.field("messages").type == pa.list_(message)
+    assert RECORD_SCHEMA.field("meta").type == pa.string()
+    assert RECORD_SCHEMA.field("source_row").type == pa.int64()
+    assert RECORD_SCHEMA.field("lang_score").nullable
+    assert not RECORD_SCHEMA.field("instruction").nullable
+    assert REJECT_SCHEMA.names[-4:] == ["stage", "reason", "detail", "duplicate_of"]
+    arrow_json = json.loads((REPO / "schemas" / "record.arrow.json").read_text())
+    assert arrow_json["record"] == arrow_schema_as_json(RECORD_SCHEMA)
+
+
+def test_content_id_is_stable_and_matches_vectorized_twin() -> None:
+    rows = [
+        {"instruction": "a", "input": "b", "output": "c"},
+        {"instruction": "a", "input": "b", "output": "c", "rationale": "r"},
+        {"instruction": "a", "input": "", "output": "", "options": ["x", "y"]},
+        {
+            "instruction": "hi",
+            "input": "",
+            "output": "yo",
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+        },
+    ]
+    table = pa.Table.from_pylist(
+        [{**{"rationale": None, "options": None, "messages": None}, **r} for r in rows],
+        schema=pa.schema(
+            [
+                RECORD_SCHEMA.field(n)
+                for n in ("instruction", "input", "output", "rationale", "options", "messages")
+            ]
+        ),
+    )
+    vectorized = compute_ids(table).to_pylist()
+    scalar = [
+        content_id(
+            r["instruction"],
+            r["input"],
+            r["output"],
+            r.get("messages"),
+            r.get("options"),
+            r.get("rationale"),
+        )
+        for r in rows
+    ]
+    assert vectorized == scalar
+    assert len(set(scalar)) == len(scalar)
+    # Same content, same id: in every run and on every machine (a fixed hash, not Python's hash()).
+    assert content_id("a", "b", "c") == content_id("a", "b", "c")
+    assert content_id("a", "b", "c") != content_id("a", "bc", "")
+
+
+def test_record_model_validates_a_row_from_the_arrow_schema() -> None:
+    row = {name: None for name in RECORD_SCHEMA.names}
+    row.update(
+        {
+            "id": "x",
+            "instruction": "i",
+            "input": "",
+            "output": "o",
+            "source": "s",
+            "source_format": "alpaca",
+            "source_file": "f",
+            "source_row": 0,
+            "meta": {},
+        }
+    )
+    record = Record.model_validate(row | {"meta": {"k": 1}})
+    assert record.meta == {"k": 1}
