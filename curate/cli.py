@@ -28,10 +28,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _log(message: str) -> None:
-    err.print(Text("curate ", style="dim") + Text(message))
-
-
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
@@ -43,32 +39,61 @@ def run(
         typer.Option("--set", help="Override a recipe key: a.b.0.c=value (YAML value)."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing run directory.")
+        bool, typer.Option("--force", help="Start over, replacing any finished or unfinished run.")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Finish an interrupted run from its checkpoints (also the default)."
+        ),
     ] = False,
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Fail on the first bad input row instead of rejecting it."),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print errors.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Processes for per-batch stages (default: all cores)."
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only print warnings and errors.")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="Python logging level for the `curate` logger.")
+    ] = "WARNING",
 ) -> None:
-    """Run a recipe and write its run directory."""
+    """Run a recipe and write its run directory (resumes an interrupted run of the same recipe)."""
+    import logging
+
     from curate.pipeline import run_recipe
+    from curate.progress import Reporter
     from curate.recipe import load_recipe
 
-    loaded = load_recipe(recipe, overrides or [])
-    result = run_recipe(
-        loaded,
-        out=out_dir,
-        force=force,
-        strict=strict or None,
-        recipe_path=recipe,
-        log=(lambda _m: None) if quiet else _log,
+    if force and resume:
+        raise CurateError("--force starts over and --resume continues: pass one of them")
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
     )
+    loaded = load_recipe(recipe, overrides or [])
+    with Reporter(quiet=quiet) as reporter:
+        result = run_recipe(
+            loaded,
+            out=out_dir,
+            force=force,
+            strict=strict or None,
+            recipe_path=recipe,
+            workers=workers,
+            reporter=reporter,
+        )
     if not quiet:
         rows = result.manifest["rows"]
         out.print(
             Text(
-                f"{result.out_dir}: {rows['kept']} records, {rows['rejected']} rejects (of {rows['read']} rows read)"
+                f"{result.out_dir}: {rows['kept']} rows kept, {rows['rejected']} rejected (of {rows['read']} read); "
+                f"{rows['output_records']} records written"
             )
         )
 

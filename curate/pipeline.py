@@ -8,13 +8,9 @@ atomically with a manifest that accounts for every input row.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,12 +18,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import CurateError, InputFileError
+from curate.errors import InputFileError
 from curate.io import expand_paths, file_fingerprint
+from curate.progress import Reporter
 from curate.readers import FileResult, SkippedFile, read_dataset, read_file
 from curate.recipe import Recipe, SourceConfig
-from curate.records import REJECT_SCHEMA, conform, empty_records
-from curate.rundir import RunDirWriter
+from curate.records import REJECT_SCHEMA, empty_records
 from curate.stages.base import GlobalStage, Stage, StageResult
 
 Log = Callable[[str], None]
@@ -220,47 +216,6 @@ def _reason_counts(rejects: pa.Table) -> dict[str, int]:
     return {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
 
 
-_LINEAGE = ["source", "source_file", "source_row", "lineage_id"]
-
-
-def _lineage(table: pa.Table) -> pa.Table:
-    """One row per ingested row a table holds. Template expansion turns one record into several
-    rows; they share ``parent_id``, so an ingested row counts once however many rows it became."""
-    parent = (
-        table.column("parent_id")
-        if "parent_id" in table.column_names
-        else pa.nulls(table.num_rows, pa.string())
-    )
-    lineage_id = pc.coalesce(parent, table.column("id"))
-    keys = pa.table(
-        {
-            "source": table.column("source"),
-            "source_file": table.column("source_file"),
-            "source_row": table.column("source_row"),
-            "lineage_id": lineage_id,
-        }
-    )
-    return keys.group_by(_LINEAGE).aggregate([])
-
-
-def _accounting(records: pa.Table, rejected: pa.Table) -> tuple[dict[str, int], dict[str, int]]:
-    """Per source: ingested rows that reached the output, and those that only reached the rejects."""
-    kept = _lineage(records)
-    dropped = _lineage(rejected)
-    if kept.num_rows and dropped.num_rows:
-        dropped = dropped.join(kept, keys=_LINEAGE, join_type="left anti")
-    return _count_by_source(kept), _count_by_source(dropped)
-
-
-def _count_by_source(table: pa.Table) -> dict[str, int]:
-    if table.num_rows == 0:
-        return {}
-    return {
-        str(v["values"]): int(v["counts"])
-        for v in pc.value_counts(table.column("source")).to_pylist()
-    }
-
-
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in _PACKAGES:
@@ -275,6 +230,7 @@ def package_versions() -> dict[str, str]:
 class RunResult:
     out_dir: Path
     manifest: dict[str, Any]
+    up_to_date: bool = False
 
 
 def run_recipe(
@@ -284,145 +240,21 @@ def run_recipe(
     force: bool = False,
     strict: bool | None = None,
     recipe_path: Path | None = None,
-    log: Log = _quiet,
+    workers: int | None = None,
+    reporter: Reporter | None = None,
 ) -> RunResult:
-    """Run a validated recipe end to end and publish its run directory."""
-    started_at = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
-    stages = recipe.build_stages()  # fails before any work
-    strict = recipe.strict if strict is None else strict
-    final = Path(out) if out is not None else recipe.output_dir()
-    writer = RunDirWriter(final, force=force)
-    try:
-        sources: list[SourceData] = []
-        base_dir = recipe_path.parent if recipe_path is not None else None
-        with_ids = not (stages and stages[0].recomputes_ids)
-        for config in recipe.sources:
-            sources.append(
-                read_source(
-                    config,
-                    base_dir=base_dir,
-                    strict=strict,
-                    batch_size=recipe.batch_size,
-                    with_ids=with_ids,
-                    log=log,
-                )
-            )
-        ingest_seconds = time.perf_counter() - t0
-        batches = [b for s in sources for b in s.batches]
-        rejects = [r for s in sources for r in s.rejects]
-        kept, stage_rejects, stage_stats = Pipeline(stages).run_batches(batches, log=log)
-        rejects.extend(stage_rejects)
-        records = _final_table(kept)
-        rejected = (
-            pa.concat_tables([r.cast(REJECT_SCHEMA) for r in rejects])
-            if rejects
-            else REJECT_SCHEMA.empty_table()
-        )
-        data_files = writer.write_table("data", records)
-        reject_files = writer.write_table("rejects", rejected)
-        manifest = _manifest(
-            recipe,
-            sources,
-            stage_stats,
-            records,
-            rejected,
-            data_files,
-            reject_files,
-            started_at,
-            t0,
-            ingest_seconds,
-            recipe_path,
-        )
-        writer.write_json("manifest.json", manifest)
-        published = writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-    log(f"wrote {published}: {records.num_rows} records, {rejected.num_rows} rejects")
-    return RunResult(published, manifest)
+    """Run a validated recipe end to end on the local engine and publish its run directory.
 
+    Re-running after a crash resumes from the checkpoints; a finished run with the same recipe and
+    inputs is left as is; ``force`` starts over.
+    """
+    from curate.executor.local import LocalExecutor
 
-def _final_table(kept: list[pa.Table]) -> pa.Table:
-    if not kept:
-        return empty_records()
-    # Stages may add score columns to some batches only (e.g. after a mix); unify by name.
-    tables = [conform(t) for t in kept]
-    try:
-        return pa.concat_tables(tables, promote_options="default")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise CurateError(
-            f"stages produced batches with incompatible extra columns: {exc}"
-        ) from None
-
-
-def _manifest(
-    recipe: Recipe,
-    sources: list[SourceData],
-    stage_stats: list[dict[str, Any]],
-    records: pa.Table,
-    rejected: pa.Table,
-    data_files: list[str],
-    reject_files: list[str],
-    started_at: datetime,
-    t0: float,
-    ingest_seconds: float,
-    recipe_path: Path | None,
-) -> dict[str, Any]:
-    kept_by_source, rejected_by_source = _accounting(records, rejected)
-    source_entries = []
-    for s in sources:
-        name = s.config.name
-        source_entries.append(
-            {
-                "name": name,
-                "path": s.config.path,
-                "format": s.config.format,
-                "license": s.config.license,
-                "files": s.files,
-                "skipped_files": s.skipped,
-                "warnings": s.warnings,
-                "rows_read": s.rows_read,
-                "rows_kept": kept_by_source.get(name, 0),
-                "rows_rejected": rejected_by_source.get(name, 0),
-            }
-        )
-    resolved = recipe.to_dict()
-    return {
-        "curate_version": package_versions()["curate"],
-        "name": recipe.name,
-        "seed": recipe.seed,
-        "recipe": resolved,
-        "recipe_sha256": hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest(),
-        "recipe_path": str(recipe_path) if recipe_path else None,
-        "environment": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "packages": package_versions(),
-        },
-        "sources": source_entries,
-        "stages": stage_stats,
-        "outputs": {
-            "records": records.num_rows,
-            "rejects": rejected.num_rows,
-            "data_files": data_files,
-            "reject_files": reject_files,
-            "columns": records.column_names,
-        },
-        "rows": {
-            "read": sum(s.rows_read for s in sources),
-            "kept": sum(kept_by_source.values()),
-            "rejected": sum(rejected_by_source.values()),
-            "output_records": records.num_rows,
-            "reject_rows": rejected.num_rows,
-        },
-        "timings": {
-            "ingest_seconds": round(ingest_seconds, 3),
-            "total_seconds": round(time.perf_counter() - t0, 3),
-        },
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    executor = LocalExecutor(
+        workers=workers if workers is not None else recipe.workers, reporter=reporter
+    )
+    result = executor.run(recipe, out=out, force=force, strict=strict, recipe_path=recipe_path)
+    return RunResult(result.out_dir, result.manifest, result.up_to_date)
 
 
 __all__ = [

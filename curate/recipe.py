@@ -87,7 +87,12 @@ class Recipe(BaseModel):
     output: str | None = Field(None, description="Run directory; default runs/<name>.")
     strict: bool = Field(False, description="Fail on the first bad row instead of rejecting it.")
     engine: Literal["local"] = "local"
-    batch_size: int = Field(100_000, ge=1)
+    batch_size: int = Field(
+        100_000, ge=1, description="Rows per shard; fixed for a run and its resume."
+    )
+    workers: int | None = Field(
+        None, ge=1, description="Processes for per-batch stages; default: all cores."
+    )
 
     @field_validator("sources")
     @classmethod

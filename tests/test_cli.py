@@ -120,11 +120,13 @@ def test_same_recipe_twice_gives_byte_identical_parquet(demo_run: Path, tmp_path
             ), path
 
 
-def test_existing_run_needs_force(demo_run: Path) -> None:
-    result = curate("run", "data_samples/recipe.yaml", "--out", str(demo_run))
-    assert (
-        result.returncode != 0 and "--force" in result.stderr and "Traceback" not in result.stderr
-    )
+def test_rerun_is_a_no_op_and_a_changed_recipe_needs_force(demo_run: Path) -> None:
+    manifest = (demo_run / "manifest.json").read_text()
+    same = curate("run", "data_samples/recipe.yaml", "--out", str(demo_run))
+    assert same.returncode == 0 and "up to date" in same.stderr
+    assert (demo_run / "manifest.json").read_text() == manifest
+    changed = curate("run", "data_samples/recipe.yaml", "--out", str(demo_run), "--set", "seed=1")
+    assert changed.returncode == 4 and "--force" in changed.stderr and "Traceback" not in changed.stderr
 
 
 @pytest.mark.parametrize(

@@ -223,7 +223,7 @@ def _convert_columnar(
         values = parsed.values
         good_rows = list(range(len(values)))
     else:
-        good = []
+        good: list[Item] = []
         for item in parsed.all_items():
             (good if item.error is None and isinstance(item.value, dict) else bad).append(item)
         values = [item.value for item in good]

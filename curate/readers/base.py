@@ -79,7 +79,7 @@ class ParsedFile:
 
     def all_items(self) -> list[Item]:
         if self.values is not None and not self.items:
-            lines = self.lines or [None] * len(self.values)
+            lines: list[int | None] = [*self.lines] if self.lines else [None for _ in self.values]
             self.items = [
                 Item(i, line, v) for i, (line, v) in enumerate(zip(lines, self.values, strict=True))
             ]

@@ -1,0 +1,1 @@
+"""Executors own parallelism, batching, checkpoints and paths; stages know none of that."""

@@ -1,0 +1,64 @@
+"""Crash-safe files: every write goes to a temporary name and is renamed into place.
+
+A file that exists under its final name is complete. ``CURATE_FAULT_AFTER_WRITES=N`` makes the
+process SIGKILL itself right after its N-th checkpoint write: the fault tests use it to stop a run
+at exact points (a real SIGKILL, nothing is cleaned up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.errors import RunDirError
+from curate.rundir import write_parquet
+
+_writes = 0
+
+
+def _after_write() -> None:
+    global _writes
+    _writes += 1
+    limit = os.environ.get("CURATE_FAULT_AFTER_WRITES")
+    if limit and _writes >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _io_error(path: Path, exc: OSError) -> RunDirError:
+    return RunDirError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet(table, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _io_error(path, exc) from None
+    _after_write()
+
+
+def write_json_atomic(payload: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _io_error(path, exc) from None
+    _after_write()
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def read_table(path: Path) -> pa.Table:
+    return pq.read_table(path)
