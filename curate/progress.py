@@ -18,7 +18,6 @@ from rich.progress import (
 )
 
 
-
 class Reporter:
     """Reports stages and batches. ``quiet`` prints nothing but warnings."""
 

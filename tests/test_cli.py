@@ -126,7 +126,11 @@ def test_rerun_is_a_no_op_and_a_changed_recipe_needs_force(demo_run: Path) -> No
     assert same.returncode == 0 and "up to date" in same.stderr
     assert (demo_run / "manifest.json").read_text() == manifest
     changed = curate("run", "data_samples/recipe.yaml", "--out", str(demo_run), "--set", "seed=1")
-    assert changed.returncode == 4 and "--force" in changed.stderr and "Traceback" not in changed.stderr
+    assert (
+        changed.returncode == 4
+        and "--force" in changed.stderr
+        and "Traceback" not in changed.stderr
+    )
 
 
 @pytest.mark.parametrize(
