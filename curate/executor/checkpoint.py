@@ -2,7 +2,8 @@
 
 A file that exists under its final name is complete. ``CURATE_FAULT_AFTER_WRITES=N`` makes the
 process SIGKILL itself right after its N-th checkpoint write: the fault tests use it to stop a run
-at exact points (a real SIGKILL, nothing is cleaned up).
+at exact points (a real SIGKILL, nothing is cleaned up). With ``CURATE_FAULT_ONLY_WORKERS=1`` only
+pool worker processes die.
 """
 
 from __future__ import annotations
@@ -22,12 +23,29 @@ from curate.rundir import write_parquet
 _writes = 0
 
 
+_MAIN_PID = os.getpid()
+
+
 def _after_write() -> None:
     global _writes
     _writes += 1
     limit = os.environ.get("CURATE_FAULT_AFTER_WRITES")
-    if limit and _writes >= int(limit):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if not limit or _writes < int(limit):
+        return
+    # CURATE_FAULT_ONLY_WORKERS: only pool workers (spawned processes) die.
+    if (
+        os.environ.get("CURATE_FAULT_ONLY_WORKERS")
+        and os.getpid() == _MAIN_PID
+        and not _is_worker()
+    ):
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _is_worker() -> bool:
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
 
 
 def _io_error(path: Path, exc: OSError) -> RunDirError:

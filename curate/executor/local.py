@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing import get_context
@@ -353,18 +354,24 @@ class LocalExecutor:
         finished = len(done_stats)
         if len(pending) > 1 and self.workers > 1:
             # spawn: forking a process that already runs Arrow's thread pools is not safe.
-            with ProcessPoolExecutor(
-                max_workers=min(self.workers, len(pending)), mp_context=get_context("spawn")
-            ) as pool:
-                futures = {
-                    pool.submit(_process_shard, stage, source.part(b), target, b): b
-                    for b in pending
-                }
-                for future in futures:
-                    stats = future.result()
-                    done_stats[futures[future]] = stats
-                    finished += 1
-                    self.reporter.advance(stats["rows_in"], finished, batches)
+            try:
+                with ProcessPoolExecutor(
+                    max_workers=min(self.workers, len(pending)), mp_context=get_context("spawn")
+                ) as pool:
+                    futures = {
+                        pool.submit(_process_shard, stage, source.part(b), target, b): b
+                        for b in pending
+                    }
+                    for future in futures:
+                        stats = future.result()
+                        done_stats[futures[future]] = stats
+                        finished += 1
+                        self.reporter.advance(stats["rows_in"], finished, batches)
+            except BrokenProcessPool:
+                raise RunDirError(
+                    f"{label}: a worker process died (killed or out of memory); finished shards are "
+                    "checkpointed: run the same command again to resume"
+                ) from None
         else:
             for batch in pending:
                 stats = _process_shard(stage, source.part(batch), target, batch)

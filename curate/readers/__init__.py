@@ -241,6 +241,7 @@ def _convert_columnar(
         OverflowError,
         ValueError,
         TypeError,
+        RecursionError,
     ):
         return False
     if not all(

@@ -115,6 +115,8 @@ def parse_file(path: Path, display: str, lenient_json: bool = False) -> ParsedFi
         return _parse_json_array(text, display, lenient_json)
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise InputFileError(f"{display}: JSON nested too deeply to parse") from None
     except json.JSONDecodeError as exc:
         if exc.msg.startswith("Extra data") and stripped[0] == "{":
             # A ".json" file that is really JSON Lines.
@@ -132,6 +134,8 @@ def parse_file(path: Path, display: str, lenient_json: bool = False) -> ParsedFi
 def _parse_json_array(text: str, display: str, lenient: bool) -> ParsedFile:
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise InputFileError(f"{display}: JSON nested too deeply to parse") from None
     except json.JSONDecodeError as exc:
         if not lenient:
             raise InputFileError(
@@ -179,6 +183,10 @@ def _parse_json_array_lenient(text: str, display: str) -> ParsedFile:
         line, col = line_col(text, pos)
         try:
             value, end = decoder.raw_decode(text, pos)
+        except RecursionError:
+            raise InputFileError(
+                f"{display}:{line}:{col}: JSON nested too deeply to parse"
+            ) from None
         except json.JSONDecodeError as exc:
             eline, ecol = line_col(text, exc.pos)
             # Resynchronise at the next line that opens an object.
@@ -225,7 +233,7 @@ def _parse_jsonl(data: bytes, display: str) -> ParsedFile:
     # Fast path: one C-level parse of all lines as an array; any bad line falls back to per-line.
     try:
         values = json.loads(b"[" + b",".join(lines[n - 1] for n in line_numbers) + b"]")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         values = None
     if isinstance(values, list) and len(values) == len(line_numbers):
         return ParsedFile("records", [], values=values, lines=line_numbers)
@@ -257,6 +265,18 @@ def _parse_jsonl_lines(data: bytes, display: str) -> ParsedFile:
             continue
         try:
             value = loads(text)
+        except RecursionError:
+            items.append(
+                Item(
+                    row,
+                    line_no,
+                    None,
+                    RowError("parse_error", "JSON nested too deeply"),
+                    text[:MAX_RAW_CHARS],
+                )
+            )
+            row += 1
+            continue
         except json.JSONDecodeError as exc:
             items.append(
                 Item(
@@ -413,6 +433,12 @@ class RowBuilder:
         template_type: str | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
+        try:
+            encoded_meta = encode_meta(meta)
+        except (RecursionError, ValueError) as exc:
+            raise RowError(
+                "parse_error", f"an extra field cannot be stored as JSON ({type(exc).__name__})"
+            ) from None
         cols = self._cols
         cols["instruction"].append(instruction)
         cols["input"].append(input)
@@ -425,7 +451,7 @@ class RowBuilder:
         cols["task_source"].append(task_source)
         cols["template_type"].append(template_type)
         cols["source_row"].append(row)
-        cols["meta"].append(encode_meta(meta))
+        cols["meta"].append(encoded_meta)
 
     def reject(self, item: Item, error: RowError, stage: str = "ingest") -> None:
         if self.ctx.strict:
@@ -435,7 +461,10 @@ class RowBuilder:
             )
         raw = item.raw
         if raw is None and item.value is not None:
-            raw = json.dumps(item.value, ensure_ascii=False, default=str)
+            try:
+                raw = json.dumps(item.value, ensure_ascii=False, default=str)
+            except (RecursionError, ValueError):
+                raw = "<not serializable: nested too deeply>"
         meta: dict[str, Any] = {}
         if item.line is not None:
             meta["line"] = item.line
