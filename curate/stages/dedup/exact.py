@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import xxhash
 from pydantic import Field
 
 from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
@@ -39,6 +40,10 @@ class ExactDedup(GlobalStage):
     Multi-turn rows also key on their whole user side (``include_conversation``), so two
     conversations are duplicates only when every prompt turn matches, not just the last one.
     Rejects: ``reason="exact_duplicate"``, ``duplicate_of`` = the kept row's id.
+
+    Memory: the fit pass keeps a 128-bit key hash, a position and an id per row (~56 bytes/row,
+    numpy arrays, no per-row Python objects), so 10M rows fit in well under 1 GB. Two different keys
+    share a 128-bit xxh3 hash with probability ~1e-25 at that size.
     """
 
     name: ClassVar[str] = "exact_dedup_v1"
@@ -53,72 +58,80 @@ class ExactDedup(GlobalStage):
         self, params: StageParams | dict[str, object] | None = None, **kwargs: object
     ) -> None:
         super().__init__(params, **kwargs)
-        self._first: dict[
-            str, tuple[int, str]
-        ] = {}  # key -> (global row position, id) of its keeper
+        self._reset()
+
+    def _reset(self) -> None:
+        self._hash_parts: list[np.ndarray] = []
+        self._id_parts: list[np.ndarray] = []
+        self._uniq: np.ndarray = np.empty(0, dtype=[("hi", "<u8"), ("lo", "<u8")])
+        self._keeper_pos: np.ndarray = np.empty(0, dtype=np.int64)
+        self._ids: np.ndarray = np.empty(0, dtype="S32")
         self._apply_offset = 0
 
-    def _keys(self, table: pa.Table) -> pa.Array:
+    def _key_hashes(self, table: pa.Table) -> np.ndarray:
         fields: list[str] = list(self.params.fields)
         if self.params.include_conversation and "messages" not in fields:
             fields.append("messages")
-        return dedup_key(table, fields)
+        keys = dedup_key(table, fields).to_pylist()
+        digest = xxhash.xxh3_128_intdigest
+        hashes = np.empty(len(keys), dtype=[("hi", "<u8"), ("lo", "<u8")])
+        values = [digest(k.encode("utf-8")) for k in keys]
+        hashes["hi"] = np.fromiter((v >> 64 for v in values), dtype=np.uint64, count=len(values))
+        hashes["lo"] = np.fromiter(
+            (v & 0xFFFFFFFFFFFFFFFF for v in values), dtype=np.uint64, count=len(values)
+        )
+        return hashes
+
+    def _fit_batch(self, batch: pa.Table, hashes: np.ndarray) -> None:
+        self._hash_parts.append(hashes)
+        self._id_parts.append(np.array(batch.column("id").to_pylist(), dtype="S32"))
+
+    def _finish_fit(self) -> None:
+        """Per distinct key hash, the position of its first row in the stream."""
+        hashes = np.concatenate(self._hash_parts) if self._hash_parts else self._uniq
+        self._ids = np.concatenate(self._id_parts) if self._id_parts else self._ids
+        self._hash_parts, self._id_parts = [], []
+        # np.unique returns the first index of each distinct value (stable), i.e. the stream keeper.
+        self._uniq, self._keeper_pos = np.unique(hashes, return_index=True)
 
     def fit(self, batches: Iterable[pa.Table]) -> None:
         """Record the first occurrence of every key across the stream (batches in stream order)."""
-        self._first = {}
-        self._apply_offset = 0
-        offset = 0
+        self._reset()
         for batch in batches:
-            self._fit_batch(batch, self._keys(batch), offset)
-            offset += batch.num_rows
-
-    def _fit_batch(self, batch: pa.Table, keys: pa.Array, offset: int) -> None:
-        ids = batch.column("id").combine_chunks()
-        uniq, first = _first_occurrences(keys)
-        first_ids = ids.take(pa.array(first, pa.int64())).to_pylist()
-        for key, index, row_id in zip(uniq.to_pylist(), first.tolist(), first_ids, strict=True):
-            if key not in self._first:
-                self._first[key] = (offset + index, row_id)
+            self._fit_batch(batch, self._key_hashes(batch))
+        self._finish_fit()
 
     def run(self, table: pa.Table) -> StageResult:
         # One batch: compute the (costly) keys once for both passes.
-        self._first = {}
-        self._apply_offset = 0
-        keys = self._keys(table)
-        self._fit_batch(table, keys, 0)
-        return self._apply_keys(table, keys)
+        self._reset()
+        hashes = self._key_hashes(table)
+        self._fit_batch(table, hashes)
+        self._finish_fit()
+        return self._apply_hashes(table, hashes)
 
     def apply(self, table: pa.Table) -> StageResult:
         """Keep a row iff it is its key's first occurrence; batches must come in fit order."""
-        return self._apply_keys(table, self._keys(table))
+        return self._apply_hashes(table, self._key_hashes(table))
 
-    def _apply_keys(self, table: pa.Table, key_array: pa.Array) -> StageResult:
-        keys = key_array.to_pylist()
+    def _apply_hashes(self, table: pa.Table, hashes: np.ndarray) -> StageResult:
         offset = self._apply_offset
         self._apply_offset += table.num_rows
-        first = self._first
-        keep_list = []
-        keeper_ids: list[str | None] = []
-        for index, key in enumerate(keys):
-            position, keeper_id = first[key]
-            is_keeper = position == offset + index
-            keep_list.append(is_keeper)
-            keeper_ids.append(None if is_keeper else keeper_id)
-        keep = pa.array(keep_list, pa.bool_())
-        reason = pc.if_else(keep, pa.scalar(None, pa.string()), "exact_duplicate")
-        detail = pc.if_else(
-            keep, pa.scalar(None, pa.string()), f"same normalized {'+'.join(self.params.fields)}"
-        )
+        if table.num_rows == 0:
+            return apply_decision(
+                table,
+                Decision(keep=pa.array([], pa.bool_()), reason=pa.array([], pa.string())),
+                self.name,
+            )
+        slot = np.searchsorted(self._uniq, hashes)
+        keeper = self._keeper_pos[slot]
+        positions = np.arange(offset, offset + table.num_rows)
+        is_keeper = keeper == positions
+        keep = pa.array(is_keeper)
+        keeper_ids = pa.array(self._ids[keeper].astype(str), pa.string())
+        null = pa.scalar(None, pa.string())
+        reason = pc.if_else(keep, null, "exact_duplicate")
+        detail = pc.if_else(keep, null, f"same normalized {'+'.join(self.params.fields)}")
         decision = Decision(
-            keep=keep, reason=reason, detail=detail, duplicate_of=pa.array(keeper_ids, pa.string())
+            keep=keep, reason=reason, detail=detail, duplicate_of=pc.if_else(keep, null, keeper_ids)
         )
         return apply_decision(table, decision, self.name)
-
-
-def _first_occurrences(keys: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Distinct keys of a batch and the index of each one's first row."""
-    encoded = pc.dictionary_encode(keys)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    _, first = np.unique(codes, return_index=True)
-    return encoded.dictionary.take(pa.array(codes[first])), first
