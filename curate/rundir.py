@@ -21,14 +21,38 @@ def is_complete_run(path: Path) -> bool:
     return (path / MANIFEST).is_file() and (path / "data").is_dir()
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Deterministic parquet: same table -> same bytes (no timestamps, fixed options)."""
+# Low-cardinality columns get dictionary encoding; long free text does not (it only slows reads).
+DICTIONARY_COLUMNS = (
+    "source",
+    "source_format",
+    "source_file",
+    "license",
+    "task",
+    "category",
+    "task_source",
+    "lang",
+    "template_id",
+    "template_type",
+    "stage",
+    "reason",
+)
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    return [name for name in DICTIONARY_COLUMNS if name in schema.names]
+
+
+def write_parquet(table: pa.Table, path: Path, checkpoint: bool = False) -> None:
+    """Deterministic parquet: same table -> same bytes (no timestamps, fixed options).
+
+    Checkpoints between stages favour speed (lz4); published data favours size (zstd).
+    """
     pq.write_table(
         table,
         path,
-        compression="zstd",
+        compression="lz4" if checkpoint else "zstd",
         row_group_size=ROW_GROUP_ROWS,
-        use_dictionary=True,
+        use_dictionary=dictionary_columns(table.schema),
         write_statistics=True,
         store_schema=True,
     )

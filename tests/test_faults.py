@@ -171,11 +171,11 @@ def test_disk_full_mid_run_leaves_no_dataset(
     calls = {"n": 0}
     real = checkpoint.write_parquet
 
-    def failing(table: object, path: Path) -> None:
+    def failing(table: object, path: Path, checkpoint: bool = False) -> None:
         calls["n"] += 1
         if calls["n"] == 15:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(table, path)  # type: ignore[arg-type]
+        real(table, path, checkpoint)  # type: ignore[arg-type]
 
     monkeypatch.setattr(checkpoint, "write_parquet", failing)
     recipe = load_recipe(REPO / "data_samples" / "recipe.yaml", ["batch_size=4"])

@@ -56,7 +56,7 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_parquet(table, tmp)
+        write_parquet(table, tmp, checkpoint=True)
         os.replace(tmp, path)
     except OSError as exc:
         raise _io_error(path, exc) from None

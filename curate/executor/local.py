@@ -48,7 +48,13 @@ from curate.pipeline import package_versions, read_source
 from curate.progress import Reporter
 from curate.recipe import Recipe
 from curate.records import RECORD_SCHEMA, REJECT_SCHEMA
-from curate.rundir import MANIFEST, ROW_GROUP_ROWS, ROWS_PER_FILE, is_complete_run
+from curate.rundir import (
+    MANIFEST,
+    ROW_GROUP_ROWS,
+    ROWS_PER_FILE,
+    dictionary_columns,
+    is_complete_run,
+)
 from curate.stages.base import GlobalStage, Stage
 
 SUCCESS = "_SUCCESS"
@@ -540,7 +546,7 @@ def _write_dataset(
             path,
             schema,
             compression="zstd",
-            use_dictionary=True,
+            use_dictionary=dictionary_columns(schema),
             write_statistics=True,
             store_schema=True,
         )

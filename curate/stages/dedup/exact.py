@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import xxhash
 from pydantic import Field
 
+from curate.errors import StageError
 from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
 from curate.text import matching_text, user_turns_text
 
@@ -67,6 +68,7 @@ class ExactDedup(GlobalStage):
         self._keeper_pos: np.ndarray = np.empty(0, dtype=np.int64)
         self._ids: np.ndarray = np.empty(0, dtype="S32")
         self._apply_offset = 0
+        self._stream_hashes: np.ndarray = self._uniq
 
     def _key_hashes(self, table: pa.Table) -> np.ndarray:
         fields: list[str] = list(self.params.fields)
@@ -91,6 +93,7 @@ class ExactDedup(GlobalStage):
         hashes = np.concatenate(self._hash_parts) if self._hash_parts else self._uniq
         self._ids = np.concatenate(self._id_parts) if self._id_parts else self._ids
         self._hash_parts, self._id_parts = [], []
+        self._stream_hashes = hashes  # apply reads its rows' hashes back instead of re-keying
         # np.unique returns the first index of each distinct value (stable), i.e. the stream keeper.
         self._uniq, self._keeper_pos = np.unique(hashes, return_index=True)
 
@@ -111,7 +114,13 @@ class ExactDedup(GlobalStage):
 
     def apply(self, table: pa.Table) -> StageResult:
         """Keep a row iff it is its key's first occurrence; batches must come in fit order."""
-        return self._apply_hashes(table, self._key_hashes(table))
+        start = self._apply_offset
+        hashes = self._stream_hashes[start : start + table.num_rows]
+        if len(hashes) != table.num_rows:
+            raise StageError(
+                "exact_dedup: apply() got more rows than fit() saw; batches must match the fit pass"
+            )
+        return self._apply_hashes(table, hashes)
 
     def _apply_hashes(self, table: pa.Table, hashes: np.ndarray) -> StageResult:
         offset = self._apply_offset
