@@ -87,6 +87,7 @@ def run(
             recipe_path=recipe,
             workers=workers,
             reporter=reporter,
+            engine=engine,
         )
     if not quiet:
         rows = result.manifest["rows"]

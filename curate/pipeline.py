@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import InputFileError
+from curate.errors import CurateError, InputFileError
 from curate.io import expand_paths, file_fingerprint
 from curate.progress import Reporter
 from curate.readers import FileResult, SkippedFile, read_dataset, read_file
@@ -242,17 +242,26 @@ def run_recipe(
     recipe_path: Path | None = None,
     workers: int | None = None,
     reporter: Reporter | None = None,
+    engine: str | None = None,
 ) -> RunResult:
-    """Run a validated recipe end to end on the local engine and publish its run directory.
+    """Run a validated recipe end to end (local engine, or Ray) and publish its run directory.
 
     Re-running after a crash resumes from the checkpoints; a finished run with the same recipe and
     inputs is left as is; ``force`` starts over.
     """
     from curate.executor.local import LocalExecutor
 
-    executor = LocalExecutor(
-        workers=workers if workers is not None else recipe.workers, reporter=reporter
-    )
+    engine = engine or recipe.engine
+    workers = workers if workers is not None else recipe.workers
+    executor: LocalExecutor
+    if engine == "ray":
+        from curate.executor.ray_engine import RayExecutor
+
+        executor = RayExecutor(address=recipe.ray_address, workers=workers, reporter=reporter)
+    elif engine == "local":
+        executor = LocalExecutor(workers=workers, reporter=reporter)
+    else:
+        raise CurateError(f"unknown engine {engine!r}; expected local or ray")
     result = executor.run(recipe, out=out, force=force, strict=strict, recipe_path=recipe_path)
     return RunResult(result.out_dir, result.manifest, result.up_to_date)
 

@@ -86,7 +86,10 @@ class Recipe(BaseModel):
     stages: list[StageSpec] = Field(default_factory=list)
     output: str | None = Field(None, description="Run directory; default runs/<name>.")
     strict: bool = Field(False, description="Fail on the first bad row instead of rejecting it.")
-    engine: Literal["local"] = "local"
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(
+        None, description="Ray cluster address; default RAY_ADDRESS or a local instance."
+    )
     batch_size: int = Field(
         100_000, ge=1, description="Rows per shard; fixed for a run and its resume."
     )

@@ -174,6 +174,7 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None, reporter: Reporter | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.reporter = reporter or Reporter(quiet=True)
+        self.engine_name = "local"
 
     # ------------------------------------------------------------------ public
     def run(
@@ -467,7 +468,7 @@ class LocalExecutor:
             ).hexdigest(),
             "recipe_path": str(recipe_path) if recipe_path else None,
             "engine": {
-                "name": "local",
+                "name": self.engine_name,
                 "workers": self.workers,
                 "batch_size": recipe.batch_size,
                 "batches": batches,

@@ -336,12 +336,10 @@ def _read_row_groups(
 ) -> FileResult:
     records: list[pa.Table] = []
     rejects: list[pa.Table] = []
-    family_names: list[str] = []
     for split, rows in groups:
         items = [Item(i, None, row) for i, row in enumerate(rows)]
         parsed = ParsedFile("records", items)
         name = detect_family(sample_keys(items), ctx.file) if rows else "alpaca"
-        family_names.append(name)
         split_ctx = ReadContext(
             ctx.source,
             ctx.file if split is None else f"{ctx.file}[{split}]",
@@ -362,9 +360,7 @@ def _read_row_groups(
         pa.concat_tables(records) if records else empty_records(),
         pa.concat_tables(rejects) if rejects else empty_rejects(),
         True,
-        [f"{ctx.file}: rows read as {', '.join(sorted(set(family_names)))}"]
-        if family_names
-        else [],
+        [],
     )
 
 
