@@ -57,6 +57,7 @@ def run(
             "--workers", min=1, help="Processes for per-batch stages (default: all cores)."
         ),
     ] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="local (default) or ray.")] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only print warnings and errors.")
     ] = False,
