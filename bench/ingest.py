@@ -59,7 +59,7 @@ def _worker(case: str, path: str, queue: mp.Queue) -> None:  # type: ignore[type
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    import curate.readers  # noqa: F401
+    import curate.readers
     import curate.stages.maps.normalize  # noqa: F401
 
     func = curate_case if case == "curate" else baseline_case

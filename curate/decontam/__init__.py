@@ -1,0 +1,1 @@
+"""Benchmark decontamination helpers: vectorized n-gram hashing and the benchmark index."""

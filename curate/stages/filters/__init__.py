@@ -1,0 +1,1 @@
+"""Filters built for instruction data: ``quality``, ``language`` and ``decontaminate``."""

@@ -1,0 +1,172 @@
+"""The ``decontaminate`` stage: drop training records that overlap benchmark test items.
+
+Recipe::
+
+    - decontaminate:
+        benchmarks: [../shared/data/eval/gsm8k/test.jsonl.gz, ../shared/data/eval/*_bench/question.jsonl]
+        ngram: 13
+
+A record is contaminated when it shares an ``ngram``-word window (on normalized words: NFKC,
+lower case, punctuation folded) with a benchmark question, or when its instruction, input or
+instruction + input *is* a benchmark question once normalized. Questions shorter than ``ngram``
+words but at least ``min_short_words`` long must appear whole. Embedded: the index is built in memory
+from the eval files, read with curate's own readers (any format they know), on first use.
+
+It is a filter, not a global stage: the index comes from the benchmarks, not from the training
+stream, so batches are checked independently (and in parallel when the executor wants).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curate.decontam.index import BenchmarkIndex, load_index
+from curate.errors import StageError
+from curate.io import expand_paths
+from curate.stages.base import Decision, FilterStage, StageParams
+from curate.stages.filters.language import record_text
+from curate.stages.filters.rules import turns_text
+
+_NULL = pa.scalar(None, pa.string())
+
+
+def _user_turns(table: pa.Table) -> pa.Array:
+    """Every user turn of a conversation ("" for single-turn rows)."""
+    messages = table.column("messages").combine_chunks()
+    empty = pa.array([""] * table.num_rows, pa.string())
+    if messages.null_count == len(messages):
+        return empty
+    is_user = pc.is_in(pc.list_flatten(messages).field("role"), pa.array(["user", "system"]))
+    return turns_text(messages, is_user, empty)
+
+
+class Decontaminate(FilterStage):
+    """Reject rows that contain a benchmark question (n-gram overlap or exact normalized match).
+
+    Reasons: ``benchmark_exact`` (the instruction/input is a benchmark question) and
+    ``benchmark_ngram`` (shares an n-gram with one). ``duplicate_of`` is the benchmark item's record
+    id; ``detail`` names the eval file, its row and the matching words. Score column on every row:
+    ``decontam_ngram_hits`` (matching windows). With no ``benchmarks`` the stage keeps everything.
+    """
+
+    name: ClassVar[str] = "decontaminate_v1"
+
+    class Params(StageParams):
+        benchmarks: list[str] = Field(
+            default_factory=list, description="Eval files: paths, globs or directories."
+        )
+        ngram: int = Field(13, ge=3, le=50)
+        min_short_words: int = Field(
+            8, ge=3, description="Shorter questions (but this long) must appear whole."
+        )
+        min_exact_words: int = Field(
+            4, ge=1, description="Exact-match questions of at least this many words."
+        )
+        min_ngram_hits: int = Field(1, ge=1, description="Matching windows needed to reject.")
+        format: str = Field("auto", description="Reader format for the eval files.")
+
+    params: Params
+
+    def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self._index: BenchmarkIndex | None = None
+        self._files: list[tuple[Path, str]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ship params only to worker processes; each builds its index on first use.
+        state = dict(self.__dict__)
+        state["_index"] = None
+        return state
+
+    def benchmark_files(self) -> list[tuple[Path, str]]:
+        """(path, display name) of every eval file, sorted; missing paths raise a StageError."""
+        if self._files is None:
+            files: list[tuple[Path, str]] = []
+            for spec in self.params.benchmarks:
+                try:
+                    found, _ = expand_paths(spec)
+                except Exception as error:
+                    raise StageError(f"decontaminate.benchmarks: {error}") from None
+                files.extend((path, path.as_posix()) for path in found)
+            self._files = sorted(set(files))
+        return self._files
+
+    def index(self) -> BenchmarkIndex:
+        if self._index is None:
+            files = self.benchmark_files()
+            p = self.params
+            self._index = load_index(
+                [f[0] for f in files],
+                [f[1] for f in files],
+                p.ngram,
+                p.min_short_words,
+                p.min_exact_words,
+                p.format,
+            )
+        return self._index
+
+    def decide(self, table: pa.Table) -> Decision:
+        n = table.num_rows
+        if not self.params.benchmarks or n == 0:
+            zero = pa.array(np.zeros(n, dtype=np.int64))
+            return Decision(
+                keep=pa.array(np.ones(n, dtype=bool)),
+                reason=pa.nulls(n, pa.string()),
+                scores={"decontam_ngram_hits": zero},
+            )
+        index = self.index()
+        text = record_text(table, ["instruction", "input", "output", "messages"])
+        instruction = pc.fill_null(table.column("instruction").combine_chunks(), "")
+        inputs = pc.fill_null(table.column("input").combine_chunks(), "")
+        candidates = [
+            instruction,
+            inputs,
+            pc.binary_join_element_wise(instruction, inputs, "\n"),
+            _user_turns(table),
+        ]
+        match = index.match(text, candidates)
+        hit = match.exact | (match.ngram_hits >= self.params.min_ngram_hits)
+        reasons: list[str | None] = [None] * n
+        details: list[str | None] = [None] * n
+        duplicate_of: list[str | None] = [None] * n
+        for row in np.flatnonzero(hit):
+            item = index.items[int(match.item[row])]
+            how = "benchmark_exact" if match.exact[row] else "benchmark_ngram"
+            reasons[row] = how
+            what = (
+                "same question"
+                if match.exact[row]
+                else f"{match.ngram_hits[row]} shared {self.params.ngram}-gram window(s)"
+            )
+            details[row] = f"{item.benchmark} row {item.row}: {what}: {match.text[row]!r}"
+            duplicate_of[row] = item.id
+        return Decision(
+            keep=pa.array(~hit),
+            reason=pa.array(reasons, pa.string()),
+            detail=pa.array(details, pa.string()),
+            duplicate_of=pa.array(duplicate_of, pa.string()),
+            scores={"decontam_ngram_hits": pa.array(match.ngram_hits)},
+        )
+
+    def manifest_info(self) -> dict[str, Any]:
+        if not self.params.benchmarks:
+            return {"benchmarks": []}
+        index = self.index()
+        files = []
+        for (path, display), entry in zip(self.benchmark_files(), index.files, strict=True):
+            files.append(
+                {**entry, "path": display, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            )
+        return {
+            "benchmarks": files,
+            "items": len(index.items),
+            "ngrams": index.num_ngrams,
+            "window_lengths": index.lengths,
+        }

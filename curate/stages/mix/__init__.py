@@ -1,0 +1,1 @@
+"""Mixing stages: sample the stream into a balanced training mix."""

@@ -1,0 +1,331 @@
+"""Quality rules on real examples of each instruction-data defect (mostly verbatim from Alpaca/Dolly)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from curate.errors import StageError
+from curate.records import RECORD_SCHEMA
+from curate.stages import Quality, get_stage
+from curate.stages.filters.rules.refusal import load_phrases
+
+from .conftest import DATA, make_table
+
+GOOD = [
+    {"instruction": "Name a popular messaging app.", "output": "Telegram"},
+    {"instruction": "What is 2 + 2?", "output": "4"},
+    {
+        "instruction": "Is the sentence positive or negative?",
+        "input": "I love it.",
+        "output": "Positive",
+    },
+    {
+        "instruction": "Rearrange the words to make a sentence.",
+        "input": "nothing, is, better, than, something",
+        "output": "Something is better than nothing.",
+    },
+    {
+        "instruction": "Correct the grammar.",
+        "input": "She go to school.",
+        "output": "She goes to school.",
+    },
+    {
+        "instruction": 'Rewrite this sentence in a positive way: "I cannot do it".',
+        "output": "I will be able to do it.",
+    },
+    {"instruction": "List three primary colors.", "output": "- Red\n- Yellow\n- Blue"},
+    {
+        "instruction": "Explain the concept of a GPT language model.",
+        "output": "A GPT language model is a type of neural network used for natural language processing.",
+    },
+    {"instruction": "Who wrote The Picture of Dorian Gray in 1891?", "output": "Oscar Wilde"},
+    {
+        "instruction": "How has the video gaming industry evolved over the years?",
+        "output": "It grew from arcades to consoles, PCs and phones.",
+    },
+    {
+        "instruction": "Write a test plan.",
+        "output": "If the model is being used as an AI assistant, evaluate how it completes tasks.",
+    },
+]
+
+
+def reasons(rows: list[dict[str, str]], **params: object) -> list[str | None]:
+    table = make_table(rows)
+    result = Quality(**params).run(table)
+    by_id = dict(
+        zip(
+            result.rejected.column("id").to_pylist(),
+            result.rejected.column("reason").to_pylist(),
+            strict=True,
+        )
+    )
+    return [by_id.get(f"r{i}") for i in range(len(rows))]
+
+
+def test_registered_under_recipe_key() -> None:
+    assert get_stage("quality") is Quality
+
+
+def test_good_records_are_kept() -> None:
+    assert reasons(GOOD) == [None] * len(GOOD)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            {"instruction": 'What year was the movie "La La Land" released?', "output": "   "},
+            "empty_output",
+        ),
+        (
+            {
+                "instruction": "Design a logo for the given company.",
+                "input": "Example Company",
+                "output": "<No output>",
+            },
+            "placeholder_output",
+        ),
+        (
+            {"instruction": "Generate an illustration of a cartoon dog", "output": "<nooutput>"},
+            "placeholder_output",
+        ),
+        (
+            {
+                "instruction": "Render a 3D model of a house",
+                "output": "<nooutput> This type of instruction cannot be fulfilled by a GPT model.",
+            },
+            "placeholder_output",
+        ),
+        ({"instruction": "Give the capital.", "output": "N/A"}, "placeholder_output"),
+        ({"instruction": "Test", "output": "Mike"}, "instruction_too_short"),
+        (
+            {
+                "instruction": "Summarize the following article",
+                "input": "https://www.nytimes.com/2010/07/05/business/global/05phone.html",
+                "output": "This article discusses mobile phones.",
+            },
+            "url_only_input",
+        ),
+        (
+            {
+                "instruction": "Evaluate the following website for its usability.",
+                "input": "www.example.com",
+                "output": "The website is user-friendly.",
+            },
+            "url_only_input",
+        ),
+        (
+            {
+                "instruction": "Name the boat depicted in the provided photo.",
+                "input": "Attached photo",
+                "output": "The boat in the photo is a sailboat.",
+            },
+            "missing_attachment",
+        ),
+        (
+            {
+                "instruction": "Guess which two people met in this location.",
+                "input": "<image of a train station>",
+                "output": "A traveler and a station attendant.",
+            },
+            "missing_attachment",
+        ),
+        (
+            {
+                "instruction": "Identify the shapes in the figure.",
+                "input": "![Figure](https://i.imgur.com/1YKCp9a.png)",
+                "output": "A triangle and a square.",
+            },
+            "missing_attachment",
+        ),
+        (
+            {
+                "instruction": "Describe this image.",
+                "input": "<Picture Attached>",
+                "output": "A cat on a mat.",
+            },
+            "missing_attachment",
+        ),
+        (
+            {
+                "instruction": "Generate a funny caption for the following photo.",
+                "output": "When your date says they want to stay in.",
+            },
+            "missing_attachment",
+        ),
+        (
+            {
+                "instruction": "Why does the sky appear blue?",
+                "output": "Because of Rayleigh scattering.\n\n14. Instruction: Name a fruit.\n14. Input:\n<noinput>\n14. Output:\nApple",
+            },
+            "instruction_leak",
+        ),
+        (
+            {
+                "instruction": "What is the best sport?",
+                "output": "It depends on who you ask, but as an AI language model, I cannot determine which sport is the best.",
+            },
+            "refusal",
+        ),
+        (
+            {
+                "instruction": "Which building is the highest?",
+                "output": "As of my knowledge cutoff of September 2021, it is the Burj Khalifa.",
+            },
+            "refusal",
+        ),
+        (
+            {
+                "instruction": "Construct a timeline of humankind",
+                "output": "This task requires constructing a timeline which cannot be done by a GPT model.",
+            },
+            "refusal",
+        ),
+        (
+            {"instruction": "Who made you?", "output": "I am ChatGPT, a model trained by OpenAI."},
+            "refusal",
+        ),
+        (
+            {
+                "instruction": "Edit the highlighted locations in the sentence.",
+                "input": "I live in the USA, but I'm from Canada.",
+                "output": "I live in the USA, but I'm from Canada.",
+            },
+            "echo",
+        ),
+        (
+            {
+                "instruction": "Repeat after me: the quick brown fox.",
+                "output": "Repeat after me: the quick brown fox.",
+            },
+            "echo",
+        ),
+        (
+            {
+                "instruction": "Write a poem about love.",
+                "output": "\n".join(["I love you more than words can say today."] * 12),
+            },
+            "repetition",
+        ),
+        (
+            {
+                "instruction": "Write a story.",
+                "output": " ".join(["the cat sat on the mat and"] * 12),
+            },
+            "repetition",
+        ),
+    ],
+)
+def test_each_defect_has_its_reason(row: dict[str, str], reason: str) -> None:
+    assert reasons([row]) == [reason]
+
+
+def test_multi_turn_refusal_in_an_earlier_assistant_turn() -> None:
+    row = {
+        "instruction": "Thanks!",
+        "output": "You're welcome.",
+        "messages": [
+            {"role": "user", "content": "Tell me a secret."},
+            {"role": "assistant", "content": "I'm sorry, but I cannot share that."},
+            {"role": "user", "content": "Thanks!"},
+            {"role": "assistant", "content": "You're welcome."},
+        ],
+    }
+    assert reasons([row]) == ["refusal"]
+
+
+def test_scores_are_written_on_kept_rows_and_detail_explains() -> None:
+    table = make_table(
+        [
+            GOOD[0],
+            {"instruction": "Who made you?", "output": "As an AI language model, I am an AI."},
+        ]
+    )
+    kept, rejected = Quality().run(table)
+    assert kept.column("quality_refusal_matches").to_pylist() == [0]
+    assert kept.column("quality_output_chars").to_pylist() == [8]
+    assert kept.column("quality_echo").type == pa.float64()
+    assert rejected.column("detail").to_pylist() == [
+        "refusal/identity phrase: As an AI language model"
+    ]
+    assert rejected.column("stage").to_pylist() == ["quality_v1"]
+
+
+def test_first_failing_rule_wins_and_others_are_listed() -> None:
+    table = make_table([{"instruction": "Paint", "output": ""}])
+    rejected = Quality().run(table).rejected
+    assert rejected.column("reason").to_pylist() == ["empty_output"]
+    assert "also: instruction_too_short" in rejected.column("detail")[0].as_py()
+
+
+def test_rules_switch_off_and_on_from_params() -> None:
+    echo = {
+        "instruction": "Repeat after me: the quick brown fox.",
+        "output": "Repeat after me: the quick brown fox.",
+    }
+    assert reasons([echo], echo=False) == [None]
+    assert reasons([echo], echo={"enabled": False}) == [None]
+    long_answer = {
+        "instruction": "Summarize the following text in one line, please, for me now.",
+        "input": " ".join(["word"] * 20),
+        "output": " ".join(["answer"] * 2000),
+    }
+    assert reasons([long_answer], length_ratio=True, repetition=False) == ["length_ratio"]
+    assert reasons([long_answer], repetition=False) == [None]
+
+
+def test_optional_char_ratio_and_regex_rules() -> None:
+    symbols = {
+        "instruction": "Draw a box.",
+        "output": "+--------------+\n|              |\n+--------------+",
+    }
+    assert reasons([symbols]) == [None]
+    assert reasons([symbols], char_ratio=True) == ["char_ratio"]
+    row = {
+        "instruction": "Tell me a joke.",
+        "output": "Sure! Here's one: why did the chicken cross the road?",
+    }
+    assert reasons([row], regex={"enabled": True, "patterns": [r"^sure!"]}) == ["regex"]
+    with pytest.raises(StageError, match="patterns"):
+        Quality(regex={"enabled": True, "patterns": ["(unclosed"]})
+
+
+def test_thresholds_are_params() -> None:
+    short = {"instruction": "Name a fruit please", "output": "Fig"}
+    assert reasons([short]) == [None]
+    assert reasons([short], min_length={"output_chars": 5}) == ["output_too_short"]
+
+
+def test_refusal_phrase_list_is_conservative_data() -> None:
+    phrases = load_phrases()
+    assert "as an ai language model" in phrases
+    for broad in ("i cannot", "it is impossible", "i'm sorry", "as an ai"):
+        assert broad not in phrases
+    extra = {"instruction": "Who are you?", "output": "Beep boop, I am merely a chatbot."}
+    assert reasons([extra], refusal={"extra_phrases": ["i am merely a chatbot"]}) == ["refusal"]
+
+
+def test_unknown_rule_key_is_an_error() -> None:
+    with pytest.raises(StageError, match="nonsense"):
+        Quality(nonsense=True)
+
+
+def test_empty_table_and_round_trip() -> None:
+    kept, rejected = Quality().run(RECORD_SCHEMA.empty_table())
+    assert kept.num_rows == 0 and rejected.num_rows == 0
+    params = Quality(echo=False, min_length={"instruction_chars": 3}).params.model_dump()
+    assert Quality(params).params.model_dump() == params
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (DATA / "dolly").exists(), reason="needs ../shared/data")
+def test_real_dolly_drop_rate_is_small() -> None:
+    from curate.readers import read_file
+
+    table = read_file(DATA / "dolly" / "databricks-dolly-15k.jsonl.gz", source="dolly").records
+    result = Quality().run(table)
+    # Web-text filters drop most of Dolly; these rules must not.
+    assert result.rejected.num_rows < 0.02 * table.num_rows
+    assert "refusal" in set(result.rejected.column("reason").to_pylist())
