@@ -64,12 +64,14 @@ def test_run_directory_layout_and_manifest(demo_run: Path) -> None:
     assert [s["key"] for s in manifest["stages"]] == [
         "normalize",
         "exact_dedup",
+        "minhash_dedup",
         "quality",
         "language",
         "decontaminate",
         "expand",
         "mix",
     ]
+    assert stages["minhash_dedup_v1"]["dropped"] == {"near_duplicate": 1}
     assert stages["mix_v1"]["info"]["realized"] == manifest["outputs"]["records"] == 60
     assert manifest["environment"]["packages"]["pyarrow"]
     # no temporary directory left beside the published run
@@ -233,4 +235,10 @@ def test_python_api_without_cli() -> None:
     table = read_file(REPO / "data_samples" / "dolly.jsonl", source="dolly").records
     result = Pipeline([Normalize(), ExactDedup(fields=["instruction"])]).run(table)
     assert result.kept.num_rows + result.rejected.num_rows == table.num_rows
-    assert result.rejected.column("reason").to_pylist() == ["exact_duplicate"]
+    # Everest asked twice; the reef question twice (different passages, same instruction).
+    rejected = result.rejected.to_pylist()
+    assert [r["reason"] for r in rejected] == ["exact_duplicate", "exact_duplicate"]
+    assert [r["instruction"] for r in rejected] == [
+        "What is the tallest mountain on Earth?",
+        "What is the Great Barrier Reef made of?",
+    ]
