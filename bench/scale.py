@@ -120,7 +120,7 @@ def available_stages() -> list[str]:
     from curate.stages import registry
 
     keys = {cls.key() for cls in registry().values()}
-    wanted = ["normalize", "exact_dedup", "minhash_dedup", "quality"]
+    wanted = ["normalize", "exact_dedup", "minhash_dedup", "quality", "language", "expand", "mix"]
     return [k for k in wanted if k in keys]
 
 

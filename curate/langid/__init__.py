@@ -30,6 +30,7 @@ Backend = Literal["langdetect", "fasttext"]
 Prior = Literal["web", "uniform"]
 UND = "und"
 _CACHE_LIMIT = 200_000
+_DETECT_CHUNK = 2_048
 
 
 @dataclass
@@ -106,7 +107,15 @@ def identify(
                 row = int(pending[j])
                 langs[row], score[row], method[row] = hit
         if todo:
-            found, probs = detect_backend([text_list[j] for j in todo], backend, prior)
+            # Bounded chunks: the n-gram ids of a chunk are Python ints (~1.5k per 512-char text).
+            found: list[str | None] = []
+            prob_parts: list[np.ndarray] = []
+            for start in range(0, len(todo), _DETECT_CHUNK):
+                chunk = [text_list[j] for j in todo[start : start + _DETECT_CHUNK]]
+                chunk_found, chunk_probs = detect_backend(chunk, backend, prior)
+                found.extend(chunk_found)
+                prob_parts.append(np.asarray(chunk_probs))
+            probs = np.concatenate(prob_parts)
             if cache and len(_cache) + len(todo) > _CACHE_LIMIT:
                 _cache.clear()
             for j, code, prob in zip(todo, found, probs, strict=True):
