@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -431,7 +432,17 @@ def _const(node: jinja2.nodes.Node) -> Any:
 
 # --- the library -----------------------------------------------------------------------------
 
-DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+def _default_template_dir() -> Path:
+    """The project's ``templates/``: beside the package in a checkout or editable install, else
+    where a wheel installs it (``<prefix>/share/curate/templates``, see pyproject data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "templates"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "curate" / "templates"
+
+
+DEFAULT_TEMPLATE_DIR = _default_template_dir()
 
 
 def family_files(directories: list[Path]) -> list[Path]:
