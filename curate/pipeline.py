@@ -1,9 +1,9 @@
-"""The local executor: sources -> stages -> run directory.
+"""Sources and stage chains, without an executor: ``read_source``, ``Pipeline``, ``run_recipe``.
 
-Stages never know where data lives. The executor reads each source into Arrow batches, streams
-per-batch stages over them, gives global stages (dedup, mix) a ``fit`` pass over every batch
-before ``apply``, collects every dropped row into the rejects, and writes the run directory
-atomically with a manifest that accounts for every input row.
+``Pipeline(stages).run(table)`` chains stages over in-memory Arrow tables (the Python API: global
+stages get ``fit`` over every batch before ``apply``). ``run_recipe`` hands a recipe to an engine
+(:mod:`curate.executor.local` or :mod:`curate.executor.ray_engine`), which owns shards,
+checkpoints, parallelism and the run directory.
 """
 
 from __future__ import annotations
