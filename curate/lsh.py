@@ -12,10 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from curate.minhash import fmix64
+
 _BAND_MUL = np.uint64(0x9E3779B97F4A7C15)
-_U64_33 = np.uint64(33)
-_FMIX64_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_FMIX64_M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 # Pairs are verified in groups of about this many set elements (bounded temporary memory).
@@ -46,15 +45,6 @@ def choose_bands(threshold: float, num_perm: int, min_recall: float = 0.995) -> 
     return best
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    h ^= h >> _U64_33
-    h *= _FMIX64_M1
-    h ^= h >> _U64_33
-    h *= _FMIX64_M2
-    h ^= h >> _U64_33
-    return h
-
-
 def band_keys(sig: np.ndarray, band: int, rows: int, group: np.ndarray | None = None) -> np.ndarray:
     """64-bit key of one band for every column of ``sig`` (shape ``(num_perm, n)``).
 
@@ -68,7 +58,7 @@ def band_keys(sig: np.ndarray, band: int, rows: int, group: np.ndarray | None = 
         key += row.astype(np.uint64)
     if group is not None:
         key ^= group.astype(np.uint64) * _BAND_MUL
-    return _fmix64(key)
+    return fmix64(key)
 
 
 def bucket_pairs(keys: np.ndarray, docs: np.ndarray) -> np.ndarray:

@@ -130,7 +130,7 @@ def permutations(num_perm: int, seed: int, scheme: Scheme) -> tuple[np.ndarray, 
 # Vectorized kernels.
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
+def fmix64(h: np.ndarray) -> np.ndarray:
     h ^= h >> _U64_33
     h *= _FMIX64_M1
     h ^= h >> _U64_33
@@ -198,7 +198,7 @@ def _prefix(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def _finish(poly: np.ndarray, length: np.ndarray) -> np.ndarray:
     poly ^= length.astype(np.uint64)
-    return (_fmix64(poly) >> _U64_32).astype(np.uint32)
+    return (fmix64(poly) >> _U64_32).astype(np.uint32)
 
 
 def _word_spans(

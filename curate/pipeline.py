@@ -71,6 +71,25 @@ def _display_path(path: Path) -> str:
         return path.as_posix()
 
 
+def source_files(
+    config: SourceConfig, base_dir: Path | None = None
+) -> tuple[list[Path], list[Path]]:
+    """A source's (data files, skipped files). Relative paths resolve against the working
+    directory first, then the recipe's folder (``base_dir``)."""
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for spec in config.paths:
+        try:
+            found, ignored = expand_paths(spec)
+        except InputFileError:
+            if base_dir is None:
+                raise
+            found, ignored = expand_paths(spec, base=base_dir)
+        files.extend(found)
+        skipped.extend(ignored)
+    return files, skipped
+
+
 def read_source(
     config: SourceConfig,
     *,
@@ -82,20 +101,11 @@ def read_source(
 ) -> SourceData:
     """Read every file of a source. Unknown/missing files raise; bad rows become rejects."""
     data = SourceData(config)
-    files: list[Path] = []
-    for spec in config.paths:
-        try:
-            found, skipped = expand_paths(spec)
-        except InputFileError:
-            if base_dir is None:
-                raise
-            # Relative paths resolve against the working directory first, then the recipe's folder.
-            found, skipped = expand_paths(spec, base=base_dir)
-        files.extend(found)
-        for path in skipped:
-            data.skipped.append(
-                {"path": _display_path(path), "reason": "not a data file (by extension)"}
-            )
+    files, skipped = source_files(config, base_dir)
+    for path in skipped:
+        data.skipped.append(
+            {"path": _display_path(path), "reason": "not a data file (by extension)"}
+        )
     if not files:
         raise InputFileError(
             f"source {config.name!r}: no data files under {', '.join(config.paths)}"

@@ -24,7 +24,7 @@ import pickle
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -37,15 +37,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.errors import CurateError, InputFileError, RunDirError
+from curate.errors import CurateError, RunDirError
 from curate.executor.checkpoint import (
     read_json,
     read_table,
     write_json_atomic,
     write_parquet_atomic,
 )
-from curate.io import expand_paths
-from curate.pipeline import package_versions, read_source
+from curate.pipeline import package_versions, read_source, source_files
 from curate.progress import Reporter
 from curate.recipe import Recipe
 from curate.records import RECORD_SCHEMA, REJECT_SCHEMA
@@ -56,7 +55,7 @@ from curate.rundir import (
     dictionary_columns,
     is_complete_run,
 )
-from curate.stages.base import GlobalStage, Stage
+from curate.stages.base import GlobalStage, Stage, StageResult
 
 SUCCESS = "_SUCCESS"
 
@@ -113,16 +112,9 @@ def _input_fingerprints(recipe: Recipe, base_dir: Path | None) -> list[list[Any]
     """(path, size, mtime) of every input: a resume must see the same inputs."""
     entries: list[list[Any]] = []
     for source in recipe.sources:
-        for spec in source.paths:
-            try:
-                files, _ = expand_paths(spec)
-            except InputFileError:
-                if base_dir is None:
-                    raise
-                files, _ = expand_paths(spec, base=base_dir)
-            for path in files:
-                stat = path.stat()
-                entries.append([source.name, str(path), stat.st_size, stat.st_mtime_ns])
+        for path in source_files(source, base_dir)[0]:
+            stat = path.stat()
+            entries.append([source.name, str(path), stat.st_size, stat.st_mtime_ns])
     return entries
 
 
@@ -140,28 +132,55 @@ def _stage_label(index: int, stage: Stage) -> str:
     return f"{index:02d}-{stage.name}"
 
 
+def _checkpoint_shard(
+    result: StageResult, rows_in: int, target: StageDir, batch: int, seconds: float
+) -> dict[str, Any]:
+    """Write one shard's kept rows and rejects; return its stats."""
+    write_parquet_atomic(result.kept, target.part(batch))
+    if result.rejected.num_rows:
+        write_parquet_atomic(result.rejected, target.rejects(batch))
+    return {
+        "batch": batch,
+        "rows_in": rows_in,
+        "rows_out": result.kept.num_rows,
+        "dropped": _reason_counts(result.rejected),
+        "seconds": seconds,
+    }
+
+
 def _process_shard(stage: Stage, source: Path, target: StageDir, batch: int) -> dict[str, Any]:
     """Run a per-batch stage on one shard and checkpoint it (stats last = shard complete)."""
     table = read_table(source)
     started = time.perf_counter()
     result = stage.run(table)
-    seconds = time.perf_counter() - started
-    write_parquet_atomic(result.kept, target.part(batch))
-    if result.rejected.num_rows:
-        write_parquet_atomic(result.rejected, target.rejects(batch))
-    stats: dict[str, Any] = {
-        "batch": batch,
-        "rows_in": table.num_rows,
-        "rows_out": result.kept.num_rows,
-        "dropped": _reason_counts(result.rejected),
-        "seconds": seconds,
-    }
+    stats = _checkpoint_shard(result, table.num_rows, target, batch, time.perf_counter() - started)
     info = getattr(stage, "manifest_info", None)
     if callable(info):
         # ``stage`` is a fresh copy per shard (see _run_per_batch): this is this shard's info.
         stats["info"] = info()
     write_json_atomic(stats, target.stats(batch))
     return stats
+
+
+def apply_shards(
+    stage: GlobalStage,
+    source: StageDir,
+    target: StageDir,
+    batches: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """A fitted global stage's ``apply`` over every shard in order, each shard checkpointed."""
+    shard_stats = []
+    for batch in range(batches):
+        table = read_table(source.part(batch))
+        started = time.perf_counter()
+        result = stage.apply(table)
+        shard_stats.append(
+            _checkpoint_shard(result, table.num_rows, target, batch, time.perf_counter() - started)
+        )
+        if progress is not None:
+            progress(table.num_rows, batch + 1)
+    return shard_stats
 
 
 def merge_infos(infos: list[Any]) -> Any:
@@ -430,25 +449,13 @@ class LocalExecutor:
         self.reporter.start(f"{label} (fit)", total=batches)
         stage.fit(_Parts(source, batches))
         self.reporter.start(label, total=batches)
-        shard_stats = []
-        for batch in range(batches):
-            table = read_table(source.part(batch))
-            started = time.perf_counter()
-            result = stage.apply(table)
-            write_parquet_atomic(result.kept, target.part(batch))
-            if result.rejected.num_rows:
-                write_parquet_atomic(result.rejected, target.rejects(batch))
-            shard_stats.append(
-                {
-                    "batch": batch,
-                    "rows_in": table.num_rows,
-                    "rows_out": result.kept.num_rows,
-                    "dropped": _reason_counts(result.rejected),
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-            self.reporter.advance(table.num_rows, batch + 1, batches)
-        return shard_stats
+        return apply_shards(
+            stage,
+            source,
+            target,
+            batches,
+            lambda rows, done: self.reporter.advance(rows, done, batches),
+        )
 
     # ------------------------------------------------------------------ outputs
     def _finish(

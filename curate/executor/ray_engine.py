@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from curate.executor.checkpoint import read_table, write_parquet_atomic
-from curate.executor.local import LocalExecutor, StageDir, _Parts, _process_shard, _reason_counts
+from curate.executor.local import LocalExecutor, StageDir, _Parts, _process_shard, apply_shards
 from curate.progress import Reporter
 from curate.stages.base import GlobalStage, Stage
 
@@ -61,27 +60,9 @@ class _ShardMapper:
 
 def _fit_apply(stage: GlobalStage, source: str, target: str, batches: int) -> list[dict[str, Any]]:
     """A global stage as one task: fit over every shard, then apply shard by shard."""
-    import time
-
     source_dir, target_dir = StageDir(Path(source)), StageDir(Path(target))
     stage.fit(_Parts(source_dir, batches))
-    shard_stats = []
-    for batch in range(batches):
-        table = read_table(source_dir.part(batch))
-        started = time.perf_counter()
-        result = stage.apply(table)
-        write_parquet_atomic(result.kept, target_dir.part(batch))
-        if result.rejected.num_rows:
-            write_parquet_atomic(result.rejected, target_dir.rejects(batch))
-        shard_stats.append(
-            {
-                "batch": batch,
-                "rows_in": table.num_rows,
-                "rows_out": result.kept.num_rows,
-                "dropped": _reason_counts(result.rejected),
-                "seconds": time.perf_counter() - started,
-            }
-        )
+    shard_stats = apply_shards(stage, source_dir, target_dir, batches)
     info = getattr(stage, "manifest_info", None)
     if callable(info) and shard_stats:
         shard_stats[0]["global_info"] = info()

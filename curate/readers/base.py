@@ -240,83 +240,58 @@ def _parse_jsonl(data: bytes, display: str) -> ParsedFile:
     return _parse_jsonl_lines(data, display)
 
 
-def _parse_jsonl_lines(data: bytes, display: str) -> ParsedFile:
-    items: list[Item] = []
-    loads = json.loads
-    row = 0
+def _decoded_lines(data: bytes, items: list[Item]) -> Iterator[tuple[int, str]]:
+    """Non-blank lines as (1-based line, text), BOM and CR dropped. A line that is not UTF-8
+    becomes an ``encoding_error`` item in ``items`` instead."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    for line_no, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            items.append(
-                Item(
-                    row,
-                    line_no,
-                    None,
-                    RowError("encoding_error", f"not valid UTF-8 at byte {exc.start} of the line"),
-                    raw.decode("utf-8", errors="replace"),
-                )
-            )
-            row += 1
-            continue
-        try:
-            value = loads(text)
-        except RecursionError:
-            items.append(
-                Item(
-                    row,
-                    line_no,
-                    None,
-                    RowError("parse_error", "JSON nested too deeply"),
-                    text[:MAX_RAW_CHARS],
-                )
-            )
-            row += 1
-            continue
-        except json.JSONDecodeError as exc:
-            items.append(
-                Item(
-                    row,
-                    line_no,
-                    None,
-                    RowError("parse_error", f"invalid JSON at column {exc.colno}: {exc.msg}"),
-                    text,
-                )
-            )
-            row += 1
-            continue
-        items.append(Item(row, line_no, value))
-        row += 1
-    return ParsedFile("records", items)
-
-
-def _parse_tsv(data: bytes, display: str) -> ParsedFile:
-    items: list[Item] = []
-    row = 0
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue
         try:
-            text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            detail = f"not valid UTF-8 at byte {exc.start} of the line"
             items.append(
-                Item(
-                    row,
+                _line_error(
+                    len(items),
                     line_no,
-                    None,
-                    RowError("encoding_error", f"not valid UTF-8 at byte {exc.start} of the line"),
+                    "encoding_error",
+                    detail,
                     raw.decode("utf-8", errors="replace"),
                 )
             )
-            row += 1
             continue
-        items.append(Item(row, line_no, text.split("\t")))
-        row += 1
+        yield line_no, text
+
+
+def _line_error(row: int, line_no: int, reason: str, detail: str, raw: str) -> Item:
+    return Item(row, line_no, None, RowError(reason, detail), raw)
+
+
+def _parse_jsonl_lines(data: bytes, display: str) -> ParsedFile:
+    items: list[Item] = []
+    for line_no, text in _decoded_lines(data, items):
+        row = len(items)
+        try:
+            items.append(Item(row, line_no, json.loads(text)))
+        except RecursionError:
+            items.append(
+                _line_error(
+                    row, line_no, "parse_error", "JSON nested too deeply", text[:MAX_RAW_CHARS]
+                )
+            )
+        except json.JSONDecodeError as exc:
+            detail = f"invalid JSON at column {exc.colno}: {exc.msg}"
+            items.append(_line_error(row, line_no, "parse_error", detail, text))
+    return ParsedFile("records", items)
+
+
+def _parse_tsv(data: bytes, display: str) -> ParsedFile:
+    items: list[Item] = []
+    for line_no, text in _decoded_lines(data, items):
+        items.append(Item(len(items), line_no, text.split("\t")))
     return ParsedFile("tsv", items)
 
 

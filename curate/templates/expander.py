@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.records import MESSAGE_TYPE, RECORD_SCHEMA, compute_ids
-from curate.templates.family import Family, FewShot, Template
+from curate.templates.family import EXAMPLE_FIELDS, Family, FewShot, Template
 from curate.templates.render import (
     RecordContext,
     RenderError,
@@ -37,19 +37,7 @@ from curate.templates.select import (
     stable_seed,
 )
 
-_CONTEXT_COLUMNS = (
-    "id",
-    "instruction",
-    "input",
-    "output",
-    "rationale",
-    "options",
-    "task",
-    "category",
-    "task_source",
-    "source",
-    "lang",
-)
+_CONTEXT_COLUMNS = ("id", *EXAMPLE_FIELDS)
 _POSITIVE = '"niv2_part": "positive_example"'
 _ZERO_SHOT = {"fs_opt": "zs_opt", "fs_noopt": "zs_noopt"}
 

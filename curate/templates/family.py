@@ -63,6 +63,21 @@ CONTEXT_VARIABLES: dict[str, str] = {
 _ID = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
+# Record fields a template may use (and a family's ``examples`` may set).
+EXAMPLE_FIELDS = (
+    "instruction",
+    "input",
+    "output",
+    "rationale",
+    "options",
+    "task",
+    "category",
+    "task_source",
+    "source",
+    "lang",
+)
+
+
 class AppliesTo(BaseModel):
     """Which records a family (or one of its templates) is for. Every given key must hold.
 
@@ -180,18 +195,7 @@ class FamilySpec(BaseModel):
     @field_validator("examples")
     @classmethod
     def _examples(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        allowed = {
-            "instruction",
-            "input",
-            "output",
-            "rationale",
-            "options",
-            "task",
-            "category",
-            "task_source",
-            "source",
-            "lang",
-        }
+        allowed = set(EXAMPLE_FIELDS)
         for index, example in enumerate(value):
             unknown = sorted(set(example) - allowed)
             if unknown:
