@@ -22,21 +22,24 @@ from curate.recipe import load_recipe
 SETTINGS = ["--set", "batch_size=4", "--workers", "1", "-q"]
 
 
+def run_command(out: Path, settings: list[str] = SETTINGS) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "curate.cli",
+        "run",
+        "data_samples/recipe.yaml",
+        "--out",
+        str(out),
+        *settings,
+    ]
+
+
 def curate_run(
-    out: Path, *extra: str, env: dict[str, str] | None = None
+    out: Path, settings: list[str] = SETTINGS, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "curate.cli",
-            "run",
-            "data_samples/recipe.yaml",
-            "--out",
-            str(out),
-            *SETTINGS,
-            *extra,
-        ],
+        run_command(out, settings),
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -96,18 +99,10 @@ def test_random_time_kills_then_resume(
     expected, _ = reference
     rng = random.Random(11)
     out = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "curate.cli",
-        "run",
-        "data_samples/recipe.yaml",
-        "--out",
-        str(out),
-        *SETTINGS,
-    ]
     for _ in range(3):
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            run_command(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(0.5, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -123,25 +118,10 @@ def test_killed_worker_process_is_a_clear_error_and_resumable(
     expected, _ = reference
     out = tmp_path / "run"
     # The ingest writes ~20 files in the parent; a child dies on its first write in the pool.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "curate.cli",
-            "run",
-            "data_samples/recipe.yaml",
-            "--out",
-            str(out),
-            "--set",
-            "batch_size=4",
-            "--workers",
-            "2",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CURATE_FAULT_AFTER_WRITES": "1", "CURATE_FAULT_ONLY_WORKERS": "1"},
-        timeout=300,
+    result = curate_run(
+        out,
+        ["--set", "batch_size=4", "--workers", "2"],
+        env={"CURATE_FAULT_AFTER_WRITES": "1", "CURATE_FAULT_ONLY_WORKERS": "1"},
     )
     assert result.returncode == 4, result.stderr
     assert "worker process died" in result.stderr and "Traceback" not in result.stderr

@@ -9,19 +9,15 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from testutils import records_table
 
-from curate.readers.base import ReadContext, RowBuilder
 from curate.records import compute_ids
 from curate.templates import Expander, load_families
 from curate.templates.render import count_tokens, record_context, render
 
 
 def table_of(rows: list[dict[str, Any]], source: str = "s") -> pa.Table:
-    builder = RowBuilder(ReadContext(source, f"{source}.jsonl"))
-    for index, row in enumerate(rows):
-        builder.add(index, **{"output": "out", **row})
-    table = builder.records()
-    return table.set_column(table.column_names.index("id"), "id", compute_ids(table))
+    return records_table(rows, source, output="out")
 
 
 ROUND_ROBIN = """\

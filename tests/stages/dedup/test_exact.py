@@ -1,17 +1,14 @@
 from __future__ import annotations
 
 import pyarrow as pa
+from testutils import records_table
 
-from curate.readers.base import ReadContext, RowBuilder
 from curate.stages import get_stage
 from curate.stages.dedup.exact import ExactDedup
 
 
 def table_of(*rows: dict, source: str = "s") -> pa.Table:
-    builder = RowBuilder(ReadContext(source, f"{source}.jsonl"))
-    for index, row in enumerate(rows):
-        builder.add(index, **{"output": "", **row})
-    return builder.records()
+    return records_table(rows, source, output="")
 
 
 def test_first_occurrence_kept_and_rejects_point_at_it() -> None:

@@ -9,12 +9,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from testutils import SAMPLES, SHARED_DATA, needs_shared_data
+from testutils import SAMPLES, SHARED_DATA, needs_shared_data, records_table
 
 from curate.errors import StageError, TemplateError
 from curate.readers import read_file
-from curate.readers.base import ReadContext, RowBuilder
-from curate.records import REJECT_SCHEMA, compute_ids
+from curate.records import REJECT_SCHEMA
 from curate.stages import get_stage
 from curate.stages.expand.templates import ExpandTemplates
 from curate.stages.maps.normalize import Normalize
@@ -22,11 +21,7 @@ from curate.templates import load_families
 
 
 def table_of(rows: list[dict[str, Any]], source: str = "s") -> pa.Table:
-    builder = RowBuilder(ReadContext(source, f"{source}.jsonl"))
-    for index, row in enumerate(rows):
-        builder.add(index, **{"output": "out", **row})
-    table = builder.records()
-    return table.set_column(table.column_names.index("id"), "id", compute_ids(table))
+    return records_table(rows, source, output="out")
 
 
 def samples() -> pa.Table:

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
 import pyarrow as pa
+from testutils import records_table
 
-from curate.readers.base import ReadContext, RowBuilder
 from curate.stages import get_stage
 
 
 def table_of(*rows: dict) -> pa.Table:
-    builder = RowBuilder(ReadContext("s", "f"))
-    for index, row in enumerate(rows):
-        builder.add(index, **row)
-    return builder.records()
+    return records_table(rows)
 
 
 def test_nfc_controls_whitespace_and_placeholders() -> None:

@@ -7,19 +7,18 @@ from collections import Counter
 from typing import Any
 
 import pyarrow as pa
+from testutils import records_table
 
-from curate.readers.base import ReadContext, RowBuilder
-from curate.records import REJECT_SCHEMA, compute_ids
+from curate.records import REJECT_SCHEMA
 from curate.stages import get_stage
 from curate.stages.mix.mix import Mix
 
 
 def source(name: str, n: int, **row: Any) -> pa.Table:
-    builder = RowBuilder(ReadContext(name, f"{name}.jsonl"))
-    for i in range(n):
-        builder.add(i, **{"instruction": f"{name} question {i}", "output": f"answer {i}", **row})
-    table = builder.records()
-    return table.set_column(table.column_names.index("id"), "id", compute_ids(table))
+    rows = (
+        {"instruction": f"{name} question {i}", "output": f"answer {i}", **row} for i in range(n)
+    )
+    return records_table(rows, name)
 
 
 def run(stage: Mix, batches: list[pa.Table]) -> tuple[pa.Table, pa.Table]:
