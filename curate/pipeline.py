@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from curate.errors import CurateError, InputFileError
 from curate.io import expand_paths, file_fingerprint
@@ -24,7 +23,7 @@ from curate.progress import Reporter
 from curate.readers import FileResult, SkippedFile, read_dataset, read_file
 from curate.recipe import Recipe, SourceConfig
 from curate.records import REJECT_SCHEMA, empty_records
-from curate.stages.base import GlobalStage, Stage, StageResult
+from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
 
 Log = Callable[[str], None]
 
@@ -200,7 +199,7 @@ class Pipeline:
             rejects.extend(stage_rejects)
             dropped: dict[str, int] = {}
             for r in stage_rejects:
-                for reason, count in _reason_counts(r).items():
+                for reason, count in reason_counts(r).items():
                     dropped[reason] = dropped.get(reason, 0) + count
             entry = {
                 "index": index,
@@ -221,11 +220,6 @@ class Pipeline:
                 f"stage {index} {stage.name}: {entry['rows_in']} -> {entry['rows_out']} rows {entry['dropped'] or ''}"
             )
         return batches, rejects, stats
-
-
-def _reason_counts(rejects: pa.Table) -> dict[str, int]:
-    counts = pc.value_counts(rejects.column("reason").combine_chunks())
-    return {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
 
 
 def package_versions() -> dict[str, str]:

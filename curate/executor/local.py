@@ -55,7 +55,7 @@ from curate.rundir import (
     dictionary_columns,
     is_complete_run,
 )
-from curate.stages.base import GlobalStage, Stage, StageResult
+from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
 
 SUCCESS = "_SUCCESS"
 
@@ -143,7 +143,7 @@ def _checkpoint_shard(
         "batch": batch,
         "rows_in": rows_in,
         "rows_out": result.kept.num_rows,
-        "dropped": _reason_counts(result.rejected),
+        "dropped": reason_counts(result.rejected),
         "seconds": seconds,
     }
 
@@ -199,15 +199,6 @@ def merge_infos(infos: list[Any]) -> Any:
     if all(i == first for i in infos):
         return first
     return infos
-
-
-def _reason_counts(rejected: pa.Table) -> dict[str, int]:
-    if rejected.num_rows == 0:
-        return {}
-    counts: dict[str, int] = {}
-    for reason in rejected.column("reason").to_pylist():
-        counts[reason] = counts.get(reason, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 class LocalExecutor:

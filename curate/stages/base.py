@@ -219,10 +219,13 @@ def make_rejects(
     return base.cast(REJECT_SCHEMA)
 
 
+def reason_counts(rejected: pa.Table | None) -> dict[str, int]:
+    """Rejected rows per reason, sorted by reason."""
+    if rejected is None or rejected.num_rows == 0:
+        return {}
+    counts = pc.value_counts(rejected.column("reason").combine_chunks())
+    return dict(sorted((str(v["values"]), int(v["counts"])) for v in counts.to_pylist()))
+
+
 def stage_stats(rows_in: int, rows_out: int, rejected: pa.Table | None) -> dict[str, Any]:
-    by_reason: dict[str, int] = {}
-    if rejected is not None and rejected.num_rows:
-        counts = pc.value_counts(rejected.column("reason").combine_chunks())
-        by_reason = {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
-        by_reason = dict(sorted(by_reason.items()))
-    return {"rows_in": rows_in, "rows_out": rows_out, "dropped": by_reason}
+    return {"rows_in": rows_in, "rows_out": rows_out, "dropped": reason_counts(rejected)}
