@@ -78,6 +78,13 @@ EXAMPLE_FIELDS = (
 )
 
 
+def _snake_case_id(value: str) -> str:
+    """Template and family ids: lower_snake_case, so ``<family>/<template>`` is a safe key."""
+    if not _ID.match(value):
+        raise ValueError("must be lower_snake_case (letters, digits, underscores)")
+    return value
+
+
 class AppliesTo(BaseModel):
     """Which records a family (or one of its templates) is for. Every given key must hold.
 
@@ -153,9 +160,7 @@ class TemplateSpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise ValueError("must be lower_snake_case (letters, digits, underscores)")
-        return value
+        return _snake_case_id(value)
 
     @model_validator(mode="after")
     def _shots(self) -> TemplateSpec:
@@ -179,9 +184,7 @@ class FamilySpec(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _ID.match(value):
-            raise ValueError("must be lower_snake_case (letters, digits, underscores)")
-        return value
+        return _snake_case_id(value)
 
     @field_validator("templates")
     @classmethod
