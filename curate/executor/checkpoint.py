@@ -74,6 +74,17 @@ def write_json_atomic(payload: Any, path: Path) -> None:
     _after_write()
 
 
+def write_bytes_atomic(payload: bytes, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _io_error(path, exc) from None
+    _after_write()
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 

@@ -7,7 +7,7 @@ Layout of a run in progress (``runs/.<name>.partial``), renamed to ``runs/<name>
     stages/00-ingest/rejects/...          rows that could not be parsed
     stages/01-normalize_v1/part-NNNNN.parquet + part-NNNNN.json (the shard's stats, written last)
     stages/<nn>-<stage>/_SUCCESS          the stage is complete (its stats)
-    data/, rejects/, manifest.json        written last
+    data/, rejects/, manifest.json        written last, then report.html
 
 Per-batch stages run shard by shard over a process pool; a shard whose stats file exists is done
 and is skipped on resume. Global stages (dedup, mix) ``fit`` over every shard read back from disk
@@ -281,6 +281,7 @@ class LocalExecutor:
             t0,
             recipe_path,
         )
+        self._write_report(partial)
         self._publish(partial, final)
         return LocalRun(final, manifest)
 
@@ -532,6 +533,16 @@ class LocalExecutor:
         }
         write_json_atomic(manifest, partial / MANIFEST)
         return manifest
+
+    def _write_report(self, partial: Path) -> None:
+        # The data is complete and valid without the report: a report that cannot be built is a
+        # warning (``curate report RUN_DIR`` rebuilds it), not a failed run.
+        from curate.report import write_report
+
+        try:
+            write_report(partial)
+        except CurateError as exc:
+            self.reporter.warn(f"report.html not written: {exc}")
 
     def _publish(self, partial: Path, final: Path) -> None:
         trash = None

@@ -1,0 +1,115 @@
+"""Inline SVG charts for the run report: no JavaScript, no network, same data -> same bytes.
+
+Hand-written rather than matplotlib: the report needs only bars and histograms, must be
+byte-deterministic, and should not pull a plotting stack into every install.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+PALETTE = ("#3b6ea8", "#d9822b", "#5a9e4b", "#b54a4a", "#7b5ea7", "#8c6d46", "#c76fa8", "#6b6b6b")
+FONT = "font-family='system-ui, sans-serif' font-size='12'"
+
+
+def _fmt(value: float) -> str:
+    if value >= 100 or float(value).is_integer():
+        return f"{round(value):,}"
+    return f"{value:,.1f}"
+
+
+def _svg_open(width: int, height: int, title: str) -> str:
+    # Scales down to its container (keeps the aspect ratio), never up past its natural size.
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='100%' style='max-width:{width}px' "
+        f"viewBox='0 0 {width} {height}' role='img' aria-label='{escape(title)}' {FONT}>"
+    )
+
+
+def bar_chart(
+    labels: Sequence[str],
+    series: Sequence[Sequence[float]],
+    *,
+    names: Sequence[str] = (),
+    width: int = 760,
+    label_width: int = 220,
+    bar_height: int = 14,
+    title: str = "",
+) -> str:
+    """Horizontal bars: one row per label, one bar per series (grouped), values written at the end."""
+    if not labels:
+        return "<p class='empty'>nothing to show</p>"
+    groups = max(1, len(series))
+    row_height = bar_height * groups + 8
+    legend_height = 20 if names else 0
+    height = legend_height + row_height * len(labels) + 6
+    top = max((v for s in series for v in s), default=0) or 1
+    plot_width = width - label_width - 90
+    parts = [_svg_open(width, height, title)]
+    for i, name in enumerate(names):
+        x = label_width + i * 150
+        parts.append(
+            f"<rect x='{x}' y='4' width='12' height='12' fill='{PALETTE[i % len(PALETTE)]}'/>"
+            f"<text x='{x + 16}' y='14'>{escape(name)}</text>"
+        )
+    for row, label in enumerate(labels):
+        y0 = legend_height + row * row_height + 4
+        fits = max(4, (label_width - 10) // 7)  # ~7 px per character at 12 px
+        short = label if len(label) <= fits else label[: fits - 1] + "…"
+        parts.append(
+            f"<text x='{label_width - 6}' y='{y0 + row_height / 2 + 1:.0f}' text-anchor='end'>"
+            f"<title>{escape(label)}</title>{escape(short)}</text>"
+        )
+        for g, values in enumerate(series):
+            value = values[row]
+            w = max(0.0, plot_width * value / top)
+            y = y0 + g * bar_height
+            color = PALETTE[g % len(PALETTE)]
+            parts.append(
+                f"<rect x='{label_width}' y='{y}' width='{w:.1f}' height='{bar_height - 2}' "
+                f"fill='{color}'><title>{escape(label)}: {_fmt(value)}</title></rect>"
+                f"<text x='{label_width + w + 4:.1f}' y='{y + bar_height - 4}'>{_fmt(value)}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def histogram(
+    bins: Sequence[str],
+    counts: Sequence[int],
+    *,
+    width: int = 1000,
+    height: int = 200,
+    title: str = "",
+) -> str:
+    """Vertical bars over ordered bins (labels under each bar)."""
+    if not bins or not any(counts):
+        return "<p class='empty'>nothing to show</p>"
+    last = max(i for i, c in enumerate(counts) if c)  # drop empty bins past the longest value
+    bins, counts = bins[: last + 1], counts[: last + 1]
+    left, bottom, top_pad = 50, 40, 16
+    plot_w = width - left - 10
+    plot_h = height - bottom - top_pad
+    peak = max(counts) or 1
+    step = plot_w / len(bins)
+    parts = [
+        _svg_open(width, height, title),
+        f"<line x1='{left}' y1='{top_pad + plot_h}' x2='{width - 10}' y2='{top_pad + plot_h}' "
+        "stroke='#999'/>",
+        f"<text x='{left - 4}' y='{top_pad + 8}' text-anchor='end'>{_fmt(peak)}</text>",
+    ]
+    for i, (label, count) in enumerate(zip(bins, counts, strict=True)):
+        h = plot_h * count / peak
+        x = left + i * step
+        parts.append(
+            f"<rect x='{x + 1:.1f}' y='{top_pad + plot_h - h:.1f}' width='{step - 2:.1f}' "
+            f"height='{h:.1f}' fill='{PALETTE[0]}'><title>{escape(label)}: {count:,}</title></rect>"
+            f"<text x='{x + step / 2:.1f}' y='{top_pad + plot_h + 14}' text-anchor='middle' "
+            f"font-size='10'>{escape(label)}</text>"
+        )
+    parts.append(
+        f"<text x='{left + plot_w / 2:.0f}' y='{height - 4}' text-anchor='middle'>"
+        f"{escape(title)}</text></svg>"
+    )
+    return "".join(parts)
