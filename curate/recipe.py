@@ -20,10 +20,20 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
-    path: str | list[str]
-    format: str = "auto"
-    license: str | None = None
+    name: str = Field(
+        min_length=1, description="Source name, written to each record's source column; unique."
+    )
+    path: str | list[str] = Field(
+        description="File, glob, directory or saved datasets dataset, or a list of them; "
+        "relative paths try the working directory, then the recipe's folder."
+    )
+    format: str = Field(
+        "auto",
+        description="Reader format family (alpaca, dolly, sharegpt, ...); auto detects it per file.",
+    )
+    license: str | None = Field(
+        None, description="License written to every record's license column; none leaves it null."
+    )
     fields: dict[str, str] = Field(
         default_factory=dict, description="schema field <- source column"
     )
@@ -65,8 +75,11 @@ class StageSpec(BaseModel):
     """One ``- key: {params}`` entry of ``stages:``."""
 
     model_config = ConfigDict(extra="forbid")
-    key: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    key: str = Field(description="Stage key (normalize) or versioned name (normalize_v1).")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The stage's parameters; omitted keys take their defaults.",
+    )
 
     def build(self, seed: int | None = None) -> Stage:
         """Instantiate the stage; a stage with a ``seed`` param gets the recipe seed unless set."""
@@ -80,13 +93,27 @@ class StageSpec(BaseModel):
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
-    seed: int = 0
-    sources: list[SourceConfig] = Field(min_length=1)
-    stages: list[StageSpec] = Field(default_factory=list)
+    name: str = Field(min_length=1, description="Run name; the default output is runs/<name>.")
+    seed: int = Field(
+        0,
+        ge=0,
+        lt=2**32,
+        description="Seed given to every stage with a seed param (expand, mix, minhash_dedup) unless it sets one.",
+    )
+    sources: list[SourceConfig] = Field(
+        min_length=1,
+        description="Inputs, read in this order (dedup keeps the first); names must be unique.",
+    )
+    stages: list[StageSpec] = Field(
+        default_factory=list,
+        description="Stages run in order, each a key: {params} entry; a bare key uses defaults.",
+    )
     output: str | None = Field(None, description="Run directory; default runs/<name>.")
     strict: bool = Field(False, description="Fail on the first bad row instead of rejecting it.")
-    engine: Literal["local", "ray"] = "local"
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="Executor: local (process pool) or ray (extra [ray]); --engine overrides it.",
+    )
     ray_address: str | None = Field(
         None, description="Ray cluster address; default RAY_ADDRESS or a local instance."
     )

@@ -50,8 +50,15 @@ class ExactDedup(GlobalStage):
     name: ClassVar[str] = "exact_dedup_v1"
 
     class Params(StageParams):
-        fields: list[KeyField] = Field(default_factory=_default_key_fields, min_length=1)
-        include_conversation: bool = True
+        fields: list[KeyField] = Field(
+            default_factory=_default_key_fields,
+            min_length=1,
+            description="Fields the normalized key is built from; messages means every system/user turn.",
+        )
+        include_conversation: bool = Field(
+            True,
+            description="Multi-turn rows also key on every system/user turn, not just the last one.",
+        )
 
     params: Params
 

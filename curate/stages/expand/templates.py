@@ -51,7 +51,10 @@ class ExpandTemplates(GlobalStage):
             default_factory=list, description="More directories of family YAML files."
         )
         builtin: bool = Field(True, description="Include the project's templates/ families.")
-        seed: int = 0
+        seed: int = Field(
+            0,
+            description="Seed for template shuffles and few-shot draws; a recipe sets the recipe seed unless given.",
+        )
         parse_options: bool = Field(
             True, description="Find 'Options:' blocks in the text and use them as options."
         )

@@ -62,7 +62,12 @@ class Decontaminate(FilterStage):
         benchmarks: list[str] = Field(
             default_factory=list, description="Eval files: paths, globs or directories."
         )
-        ngram: int = Field(13, ge=3, le=50)
+        ngram: int = Field(
+            13,
+            ge=3,
+            le=50,
+            description="Window size in normalized words shared with a benchmark question.",
+        )
         min_short_words: int = Field(
             8, ge=3, description="Shorter questions (but this long) must appear whole."
         )

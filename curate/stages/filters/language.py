@@ -65,8 +65,16 @@ class Language(FilterStage):
         keep: list[str] = Field(
             default_factory=lambda: ["en"], description="Language codes to keep; [] keeps all."
         )
-        min_score: float = Field(0.5, ge=0, le=1)
-        backend: Literal["langdetect", "fasttext"] = "langdetect"
+        min_score: float = Field(
+            0.5,
+            ge=0,
+            le=1,
+            description="Kept-language rows scoring below this are dropped (lang_low_score).",
+        )
+        backend: Literal["langdetect", "fasttext"] = Field(
+            "langdetect",
+            description="Detector for text the script rule leaves open; fasttext needs extra [fasttext].",
+        )
         keep_und: bool = Field(
             True, description="Keep texts with too few letters to tell (labeled 'und')."
         )
@@ -82,7 +90,11 @@ class Language(FilterStage):
         prior: Literal["web", "uniform"] = Field(
             "web", description="langdetect backend: language prior for short texts."
         )
-        fields: list[TextField] = Field(default_factory=lambda: list(_ALL_FIELDS), min_length=1)
+        fields: list[TextField] = Field(
+            default_factory=lambda: list(_ALL_FIELDS),
+            min_length=1,
+            description="Fields detected on, joined; with messages, a conversation replaces instruction/input/output.",
+        )
 
         @field_validator("keep")
         @classmethod

@@ -60,22 +60,54 @@ class Quality(FilterStage):
     name: ClassVar[str] = "quality_v1"
 
     class Params(StageParams):
-        empty_output: EmptyOutput.Params = Field(default_factory=EmptyOutput.Params)
+        empty_output: EmptyOutput.Params = Field(
+            default_factory=EmptyOutput.Params,
+            description="Rejects empty or whitespace-only outputs (empty_output).",
+        )
         placeholder_output: PlaceholderOutput.Params = Field(
-            default_factory=PlaceholderOutput.Params
+            default_factory=PlaceholderOutput.Params,
+            description="Rejects outputs that are a placeholder such as <nooutput> or N/A (placeholder_output).",
         )
-        min_length: MinLength.Params = Field(default_factory=MinLength.Params)
-        url_only_input: UrlOnlyInput.Params = Field(default_factory=UrlOnlyInput.Params)
+        min_length: MinLength.Params = Field(
+            default_factory=MinLength.Params,
+            description="Rejects too-short instructions or outputs (instruction_too_short, output_too_short).",
+        )
+        url_only_input: UrlOnlyInput.Params = Field(
+            default_factory=UrlOnlyInput.Params,
+            description="Rejects rows whose input is only a URL (url_only_input).",
+        )
         missing_attachment: MissingAttachment.Params = Field(
-            default_factory=MissingAttachment.Params
+            default_factory=MissingAttachment.Params,
+            description="Rejects prompts referring to an image, file or audio the record lacks (missing_attachment).",
         )
-        instruction_leak: InstructionLeak.Params = Field(default_factory=InstructionLeak.Params)
-        refusal: Refusal.Params = Field(default_factory=Refusal.Params)
-        echo: Echo.Params = Field(default_factory=Echo.Params)
-        repetition: Repetition.Params = Field(default_factory=Repetition.Params)
-        length_ratio: LengthRatio.Params = Field(default_factory=LengthRatio.Params)
-        char_ratio: CharRatio.Params = Field(default_factory=CharRatio.Params)
-        regex: CustomRegex.Params = Field(default_factory=CustomRegex.Params)
+        instruction_leak: InstructionLeak.Params = Field(
+            default_factory=InstructionLeak.Params,
+            description="Rejects outputs running on into another task or chat-template tokens (instruction_leak).",
+        )
+        refusal: Refusal.Params = Field(
+            default_factory=Refusal.Params,
+            description="Rejects rows whose assistant turns refuse or speak as an AI model (refusal).",
+        )
+        echo: Echo.Params = Field(
+            default_factory=Echo.Params,
+            description="Rejects outputs that repeat the instruction or input (echo).",
+        )
+        repetition: Repetition.Params = Field(
+            default_factory=Repetition.Params,
+            description="Rejects long outputs with many repeated lines or word n-grams (repetition).",
+        )
+        length_ratio: LengthRatio.Params = Field(
+            default_factory=LengthRatio.Params,
+            description="Off by default: rejects outputs too short or long for the prompt, in words (length_ratio).",
+        )
+        char_ratio: CharRatio.Params = Field(
+            default_factory=CharRatio.Params,
+            description="Off by default: rejects outputs with too few letters or too many digits/symbols (char_ratio).",
+        )
+        regex: CustomRegex.Params = Field(
+            default_factory=CustomRegex.Params,
+            description="Off by default: rejects rows where a custom RE2 pattern matches (regex).",
+        )
 
     params: Params
 

@@ -72,8 +72,11 @@ def _nfc(values: pa.Array) -> pa.Array:
     )
 
 
-def _clean(values: pa.Array, collapse_spaces: bool, strip_citations: bool) -> pa.Array:
-    values = _nfc(values)
+def _clean(
+    values: pa.Array, collapse_spaces: bool, strip_citations: bool, nfc: bool = True
+) -> pa.Array:
+    if nfc:
+        values = _nfc(values)
     if pc.any(pc.match_substring(values, "\r")).as_py():
         values = pc.replace_substring(pc.replace_substring(values, "\r\n", "\n"), "\r", "\n")
     if strip_citations:
@@ -97,9 +100,18 @@ class Normalize(MapStage):
     recomputes_ids: ClassVar[bool] = True
 
     class Params(StageParams):
-        nfc: bool = True
-        collapse_instruction_whitespace: bool = True
-        no_input_placeholders: list[str] = Field(default_factory=lambda: list(DEFAULT_NO_INPUT))
+        nfc: bool = Field(
+            True,
+            description="Unicode NFC on every text field (false keeps the composition as read).",
+        )
+        collapse_instruction_whitespace: bool = Field(
+            True,
+            description="Collapse runs of spaces, tabs and no-break spaces in the instruction to one space.",
+        )
+        no_input_placeholders: list[str] = Field(
+            default_factory=lambda: list(DEFAULT_NO_INPUT),
+            description="Inputs equal to one of these (case-insensitive, trimmed) become empty; replaces the default list.",
+        )
         strip_citations: bool = Field(
             False, description="Remove Dolly-style [n] citation marks from input/output."
         )
@@ -118,25 +130,26 @@ class Normalize(MapStage):
             ("rationale", False, False),
         ):
             column = out.column(name).combine_chunks()
-            out = out.set_column(out.column_names.index(name), name, _clean(column, collapse, cite))
+            cleaned = _clean(column, collapse, cite, p.nfc)
+            out = out.set_column(out.column_names.index(name), name, cleaned)
         placeholders = pa.array([s.strip().lower() for s in p.no_input_placeholders], pa.string())
         inputs = out.column("input").combine_chunks()
         is_placeholder = pc.is_in(pc.utf8_lower(inputs), placeholders)
         out = out.set_column(
             out.column_names.index("input"), "input", pc.if_else(is_placeholder, "", inputs)
         )
-        out = self._normalize_messages(out, p.strip_citations)
+        out = self._normalize_messages(out, p.strip_citations, p.nfc)
         return out.set_column(
             out.column_names.index("id"), RECORD_SCHEMA.field("id"), compute_ids(out)
         )
 
     @staticmethod
-    def _normalize_messages(table: pa.Table, strip_citations: bool) -> pa.Table:
+    def _normalize_messages(table: pa.Table, strip_citations: bool, nfc: bool) -> pa.Table:
         messages = table.column("messages").combine_chunks()
         if messages.null_count == len(messages):
             return table
         flat = pc.list_flatten(messages)
-        content = _clean(flat.field("content"), False, strip_citations)
+        content = _clean(flat.field("content"), False, strip_citations, nfc)
         struct = pa.StructArray.from_arrays(
             [flat.field("role"), content], fields=list(messages.type.value_type)
         )

@@ -38,7 +38,10 @@ class Group(BaseModel):
     weight: float | None = Field(
         None, ge=0, description="Fraction (<= 1) or count (> 1) of the parent; none: by mass."
     )
-    members: dict[str, float | Group | None] = Field(min_length=1)
+    members: dict[str, float | Group | None] = Field(
+        min_length=1,
+        description="Names or nested groups splitting the group's rows, with the same values as weights.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Group:

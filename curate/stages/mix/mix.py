@@ -63,11 +63,17 @@ class Mix(GlobalStage):
         temperature: float = Field(
             1.0, gt=0, description="rate ∝ size^(1/T); T > 1 flattens the mix."
         )
-        weights: dict[str, float | Group | None] = Field(default_factory=dict)
+        weights: dict[str, float | Group | None] = Field(
+            default_factory=dict,
+            description="Source, task or unit -> fraction (<= 1), row count (> 1), none (by mass) "
+            "or group {weight, members}; most specific name wins.",
+        )
         by: Literal["task", "source"] = Field(
             "task", description="Mixing unit: a source's task, or a whole source."
         )
-        seed: int = 0
+        seed: int = Field(
+            0, description="Seed for each unit's draw; a recipe sets the recipe seed unless given."
+        )
 
         @field_validator("weights")
         @classmethod

@@ -70,3 +70,23 @@ def test_messages_content_is_normalized() -> None:
         {"role": "assistant", "content": "yo"},
     ]
     assert out[1]["messages"] is None
+
+
+def test_nfc_false_keeps_the_composition_as_read() -> None:
+    decomposed = "Cafe\u0301"
+    table = table_of(
+        {"instruction": decomposed, "input": "", "output": decomposed},
+        {
+            "instruction": "hi",
+            "output": "ok",
+            "messages": [
+                {"role": "user", "content": decomposed},
+                {"role": "assistant", "content": "ok"},
+            ],
+        },
+    )
+    kept = get_stage("normalize")(nfc=False).run(table).kept.to_pylist()
+    assert kept[0]["instruction"] == decomposed and kept[0]["output"] == decomposed
+    assert kept[1]["messages"][0]["content"] == decomposed
+    composed = get_stage("normalize")().run(table).kept.to_pylist()
+    assert composed[0]["instruction"] == "Café" and composed[1]["messages"][0]["content"] == "Café"

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curate.text import matching_text
 
@@ -25,7 +25,9 @@ class RuleParams(BaseModel):
     """Base of every rule's params. ``rule: false`` / ``rule: true`` is shorthand for ``enabled``."""
 
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="Run this rule; the rule key set to true or false is shorthand."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -36,7 +38,10 @@ class RuleParams(BaseModel):
 
 
 class OffByDefault(RuleParams):
-    enabled: bool = False
+    enabled: bool = Field(
+        False,
+        description="Run this rule (off by default); the rule key set to true or false is shorthand.",
+    )
 
 
 @dataclass

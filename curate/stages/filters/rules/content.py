@@ -62,7 +62,10 @@ class PlaceholderOutput(Rule):
     name: ClassVar[str] = "placeholder_output"
 
     class Params(RuleParams):
-        phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_PLACEHOLDERS))
+        phrases: list[str] = Field(
+            default_factory=lambda: list(DEFAULT_PLACEHOLDERS),
+            description="Whole outputs that are placeholders, compared with case and punctuation folded; replaces the default list.",
+        )
 
     params: Params
 
@@ -97,8 +100,14 @@ class MinLength(Rule):
     name: ClassVar[str] = "min_length"
 
     class Params(RuleParams):
-        instruction_chars: int = Field(6, ge=0)
-        output_chars: int = Field(1, ge=0)
+        instruction_chars: int = Field(
+            6,
+            ge=0,
+            description="Instructions with fewer characters (whitespace stripped) are rejected.",
+        )
+        output_chars: int = Field(
+            1, ge=0, description="Outputs with fewer characters (whitespace stripped) are rejected."
+        )
 
     params: Params
 

@@ -54,15 +54,22 @@ class Echo(Rule):
 
     Score: ``quality_echo`` = the higher word-bigram Jaccard similarity of the output with the
     instruction and with the input (1.0 = the same tokens in the same order; case and punctuation
-    count, so corrections are not echoes). Fails at ``max_similarity`` or above; outputs under ``min_words`` words are
-    compared too, but one-word outputs only when they equal a one-word input.
+    count, so corrections are not echoes). Fails at ``max_similarity`` or above, for outputs of at
+    least ``min_words`` words; shorter outputs are scored but never rejected.
     """
 
     name: ClassVar[str] = "echo"
 
     class Params(RuleParams):
-        max_similarity: float = Field(0.95, ge=0, le=1)
-        min_words: int = Field(1, ge=1)
+        max_similarity: float = Field(
+            0.95,
+            ge=0,
+            le=1,
+            description="Reject at this word-bigram Jaccard with the instruction or input, or above.",
+        )
+        min_words: int = Field(
+            1, ge=1, description="Outputs with fewer words than this are not judged."
+        )
 
     params: Params
 

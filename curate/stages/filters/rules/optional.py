@@ -32,9 +32,15 @@ class LengthRatio(Rule):
     name: ClassVar[str] = "length_ratio"
 
     class Params(OffByDefault):
-        min_ratio: float = Field(0.0, ge=0)
-        max_ratio: float = Field(50.0, gt=0)
-        min_prompt_words: int = Field(20, ge=0)
+        min_ratio: float = Field(
+            0.0, ge=0, description="Reject when output words / prompt words is below this."
+        )
+        max_ratio: float = Field(
+            50.0, gt=0, description="Reject when output words / prompt words is above this."
+        )
+        min_prompt_words: int = Field(
+            20, ge=0, description="Prompts (instruction + input) with fewer words are not judged."
+        )
 
     params: Params
 
@@ -69,10 +75,27 @@ class CharRatio(Rule):
     name: ClassVar[str] = "char_ratio"
 
     class Params(OffByDefault):
-        min_alpha: float = Field(0.5, ge=0, le=1)
-        max_digit: float = Field(0.5, ge=0, le=1)
-        max_symbol: float = Field(0.3, ge=0, le=1)
-        min_chars: int = Field(20, ge=0)
+        min_alpha: float = Field(
+            0.5,
+            ge=0,
+            le=1,
+            description="Reject when letters are below this share of non-whitespace characters.",
+        )
+        max_digit: float = Field(
+            0.5,
+            ge=0,
+            le=1,
+            description="Reject when digits are above this share of non-whitespace characters.",
+        )
+        max_symbol: float = Field(
+            0.3,
+            ge=0,
+            le=1,
+            description="Reject when punctuation and symbols are above this share of non-whitespace characters.",
+        )
+        min_chars: int = Field(
+            20, ge=0, description="Outputs with fewer non-whitespace characters are not judged."
+        )
 
     params: Params
 
@@ -119,9 +142,16 @@ class CustomRegex(Rule):
     name: ClassVar[str] = "regex"
 
     class Params(OffByDefault):
-        patterns: list[str] = Field(default_factory=list)
-        fields: list[TextField] = Field(default_factory=lambda: list(_OUTPUT), min_length=1)
-        case_sensitive: bool = False
+        patterns: list[str] = Field(
+            default_factory=list,
+            description="RE2 patterns; a row is rejected when any matches. Empty: nothing is.",
+        )
+        fields: list[TextField] = Field(
+            default_factory=lambda: list(_OUTPUT),
+            min_length=1,
+            description="Fields the patterns are matched against (joined by newlines).",
+        )
+        case_sensitive: bool = Field(False, description="Match case; default: case-insensitive.")
 
         @field_validator("patterns")
         @classmethod

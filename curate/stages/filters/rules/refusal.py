@@ -54,7 +54,10 @@ class Refusal(Rule):
 
     class Params(RuleParams):
         phrases_file: str | None = Field(None, description="Replace the packaged phrase list.")
-        extra_phrases: list[str] = Field(default_factory=list)
+        extra_phrases: list[str] = Field(
+            default_factory=list,
+            description="More phrases, added to the packaged list or phrases_file; matched case-insensitively as whole words.",
+        )
 
     params: Params
 

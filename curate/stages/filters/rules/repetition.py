@@ -41,11 +41,29 @@ class Repetition(Rule):
     name: ClassVar[str] = "repetition"
 
     class Params(RuleParams):
-        min_words: int = Field(50, ge=1)
-        max_repeated_lines: float = Field(0.6, ge=0, le=1)
-        min_line_chars: int = Field(12, ge=1)
-        ngram: int = Field(3, ge=1, le=10)
-        max_repeated_ngrams: float = Field(0.7, ge=0, le=1)
+        min_words: int = Field(
+            50, ge=1, description="Outputs with fewer words are not judged (scores 0)."
+        )
+        max_repeated_lines: float = Field(
+            0.6,
+            ge=0,
+            le=1,
+            description="Reject when the share of lines repeating an earlier line is above this.",
+        )
+        min_line_chars: int = Field(
+            12,
+            ge=1,
+            description="Lines shorter than this many characters (trimmed) are not counted.",
+        )
+        ngram: int = Field(
+            3, ge=1, le=10, description="Word n-gram size for the repeated n-gram share."
+        )
+        max_repeated_ngrams: float = Field(
+            0.7,
+            ge=0,
+            le=1,
+            description="Reject when the share of word n-grams repeating an earlier one is above this.",
+        )
 
     params: Params
 
