@@ -29,14 +29,16 @@ out = Console(highlight=False, soft_wrap=True)
 
 
 def _mount_subcommands() -> None:
+    from curate.cli_export import export_command
+    from curate.cli_inspect import diff_command, inspect_command
     from curate.cli_templates import templates_app
 
     app.add_typer(
         templates_app, name="templates", help="List template families and render samples."
     )
-
-
-_mount_subcommands()
+    app.command("inspect")(inspect_command)
+    app.command("diff")(diff_command)
+    app.command("export")(export_command)
 
 
 @app.command()
@@ -226,6 +228,24 @@ def stats(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> 
     out.print(
         f"read {rows['read']}  kept {rows['kept']}  rejected {rows['rejected']}  ({manifest['timings']['total_seconds']:.1f}s)"
     )
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of RUN_DIR/report.html.")
+    ] = None,
+) -> None:
+    """(Re)build a run's report.html: funnel, sources, languages, tasks, lengths, duplicates, rejects."""
+    from curate.report import write_report
+
+    path = write_report(run_dir, out_file)
+    out.print(f"wrote {path}")
+
+
+# After the commands above, so `curate --help` lists run/validate/query/stats/report first.
+_mount_subcommands()
 
 
 def main() -> None:
