@@ -124,6 +124,8 @@ def validate(
     from curate.recipe import load_recipe
 
     loaded = load_recipe(recipe, overrides or [])
+    for stage in loaded.build_stages():
+        stage.prepare()
     import yaml
 
     out.print(Text(yaml.safe_dump(loaded.to_dict(), sort_keys=False, allow_unicode=True).rstrip()))

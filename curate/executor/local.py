@@ -222,6 +222,8 @@ class LocalExecutor:
         started_at = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         stages = recipe.build_stages()  # a bad stage config fails before any work
+        for stage in stages:
+            stage.prepare()  # and so does a bad stage input (e.g. a benchmark file)
         strict = recipe.strict if strict is None else strict
         final = Path(out) if out is not None else recipe.output_dir()
         base_dir = recipe_path.parent if recipe_path is not None else None

@@ -98,6 +98,13 @@ class Stage:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params.model_dump()!r})"
 
+    def prepare(self) -> None:
+        """Check the stage's own inputs (benchmark files, ...) before any data is read.
+
+        Executors call it right after building the stages, so a broken stage input fails the run
+        at once instead of after ingest and every stage before it. Default: nothing to check.
+        """
+
     def run(self, table: pa.Table) -> StageResult:
         raise NotImplementedError
 

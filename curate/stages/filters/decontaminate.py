@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.decontam.index import BenchmarkIndex, load_index
-from curate.errors import StageError
+from curate.errors import CurateError, StageError
 from curate.io import expand_paths
 from curate.stages.base import Decision, FilterStage, StageParams
 from curate.stages.filters.language import record_text
@@ -102,6 +102,20 @@ class Decontaminate(FilterStage):
                 files.extend((path, path.as_posix()) for path in found)
             self._files = sorted(set(files))
         return self._files
+
+    def prepare(self) -> None:
+        # Reading the benchmarks up front: a missing or unreadable eval file fails before ingest.
+        if not self.params.benchmarks:
+            return
+        try:
+            self.index()
+        except StageError:
+            raise
+        except CurateError as error:
+            raise StageError(
+                f"decontaminate.benchmarks: {error} (for benchmark files, the stage's own "
+                "`format:` param sets the format)"
+            ) from None
 
     def index(self) -> BenchmarkIndex:
         if self._index is None:

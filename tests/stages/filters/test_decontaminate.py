@@ -183,3 +183,28 @@ def test_real_benchmarks_index_and_dolly_is_clean() -> None:
     assert stage.run(dolly).rejected.num_rows == 0
     gsm = read_file(eval_dir / "gsm8k" / "test.jsonl.gz", source="gsm").records.slice(0, 50)
     assert stage.run(gsm).rejected.num_rows == 50
+
+
+def test_unreadable_benchmark_fails_the_run_before_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curate.pipeline import run_recipe
+    from curate.recipe import parse_recipe
+
+    odd = tmp_path / "answers.jsonl"
+    odd.write_text(json.dumps({"answer_id": "a", "choices": [], "model_id": "m"}) + "\n")
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"instruction": "q", "input": "", "output": "a"}) + "\n")
+    recipe = parse_recipe(
+        {
+            "name": "r",
+            "sources": [{"name": "s", "path": str(train)}],
+            "stages": [{"normalize": {}}, {"decontaminate": {"benchmarks": [str(odd)]}}],
+            "output": str(tmp_path / "run"),
+        }
+    )
+    with pytest.raises(StageError, match=r"decontaminate\.benchmarks: .*answers\.jsonl"):
+        run_recipe(recipe, workers=1)
+    # nothing was read or written: the failure came before ingest
+    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / ".run.partial").exists()
