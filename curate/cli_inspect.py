@@ -104,7 +104,7 @@ def _panel(row: dict[str, Any], sample: Sample, max_chars: int) -> Panel:
         grid.add_row("duplicate of", _keeper(row["duplicate_of"], keeper, row))
         if keeper is not None and keeper.row is not None:
             _add_text(grid, keeper.row, max_chars, prefix="  ")
-    place = f"{row.get('source_file')}:{row.get('source_row')}"
+    place = f"{row.get('source_file')} row {row.get('source_row')}"
     title = Text(f"{row.get('id') or '(no id)'} · {row.get('source')} · {place}")
     return Panel(grid, title=title, title_align="left")
 
@@ -144,7 +144,7 @@ def _keeper(key: str, keeper: Keeper | None, row: dict[str, Any]) -> Text:
     if keeper.expanded:
         where += f"; expanded, one expansion shown: {kept.get('id')} ({kept.get('template_id')})"
     return Text(
-        f"{keeper.id} ({where}) · {kept.get('source')} · {kept.get('source_file')}:{kept.get('source_row')}"
+        f"{keeper.id} ({where}) · {kept.get('source')} · {kept.get('source_file')} row {kept.get('source_row')}"
     )
 
 
@@ -212,7 +212,7 @@ def diff_command(
             ids = f"{_short(e.id_a)} → {_short(e.id_b)}"
             console.print(
                 Text.assemble(
-                    f"  {e.source} {e.source_file}:{e.source_row}  ",
+                    f"  {e.source} {e.source_file} row {e.source_row}  ",
                     (ids, "dim"),
                     f"  {e.instruction!r}" if e.instruction is not None else "",
                 )
