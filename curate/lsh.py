@@ -12,11 +12,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from curate.errors import StageError
 from curate.minhash import fmix64
 
 _BAND_MUL = np.uint64(0x9E3779B97F4A7C15)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
+# Pair codes hold two document numbers: (u << 32) | v.
+MAX_DOC_BITS = 32
 # Pairs are verified in groups of about this many set elements (bounded temporary memory).
 _VERIFY_CHUNK = 1 << 22
 
@@ -61,7 +64,7 @@ def band_keys(sig: np.ndarray, band: int, rows: int, group: np.ndarray | None = 
     return fmix64(key)
 
 
-def bucket_pairs(keys: np.ndarray, docs: np.ndarray) -> np.ndarray:
+def bucket_pairs(keys: np.ndarray, docs: np.ndarray, doc_bits: int | None = None) -> np.ndarray:
     """Candidate pairs from one band: documents whose keys are equal share a bucket.
 
     A bucket of k documents (in document order) links each member to the bucket's first member
@@ -70,15 +73,17 @@ def bucket_pairs(keys: np.ndarray, docs: np.ndarray) -> np.ndarray:
 
     Keys and document numbers are packed into one uint64 (the key's top bits, the document in the
     low bits) so one value sort groups the buckets with members in document order; the few key
-    bits given up only add false candidates, which verification removes.
+    bits given up only add false candidates, which verification removes. ``doc_bits`` (default:
+    the bits of ``docs.max()``) must be the same for every part of one band when a band is
+    grouped in parts (:func:`band_partition`), so that each part sees the same buckets.
     """
     if len(keys) < 2:
         return np.zeros(0, np.uint64)
-    doc_bits = np.uint64(max(1, int(docs.max()).bit_length()))
-    packed = ((keys >> doc_bits) << doc_bits) | docs.astype(np.uint64)
+    bits = np.uint64(doc_bits_for(int(docs.max())) if doc_bits is None else doc_bits)
+    packed = ((keys >> bits) << bits) | docs.astype(np.uint64)
     packed.sort()
-    bucket = packed >> doc_bits
-    sorted_docs = (packed & ((np.uint64(1) << doc_bits) - np.uint64(1))).astype(np.int64)
+    bucket = packed >> bits
+    sorted_docs = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
     same = bucket[1:] == bucket[:-1]
     if not same.any():
         return np.zeros(0, np.uint64)
@@ -92,6 +97,49 @@ def bucket_pairs(keys: np.ndarray, docs: np.ndarray) -> np.ndarray:
     star = first != previous
     codes = np.concatenate([_codes(previous, current), _codes(first[star], current[star])])
     return np.unique(codes)
+
+
+def doc_bits_for(max_doc: int) -> int:
+    """Low bits :func:`bucket_pairs` gives the document numbers when the largest is ``max_doc``."""
+    if not 0 <= max_doc < 1 << MAX_DOC_BITS:
+        raise StageError(
+            f"near-duplicate search handles at most 2**{MAX_DOC_BITS} documents in one run "
+            f"(got document number {max_doc}): deduplicate the input in parts"
+        )
+    return max(1, max_doc.bit_length())
+
+
+def band_partition(band: int, keys: np.ndarray, parts: int) -> np.ndarray:
+    """Partition (``0 <= p < parts``, uint32) of each of one band's keys, for grouping buckets
+    on several workers.
+
+    It depends on the band and the key's top 32 bits only, and :func:`bucket_pairs` never keeps
+    fewer than those (document numbers have at most 32 bits): every member of a bucket falls in
+    the same partition, whatever ``doc_bits`` the band is grouped with.
+    """
+    salt = np.uint64(((band + 1) * int(_BAND_MUL)) & 0xFFFFFFFFFFFFFFFF)
+    mixed = (keys >> _SHIFT32) ^ salt
+    return (fmix64(mixed) % np.uint64(parts)).astype(np.uint32)
+
+
+def band_bucket_pairs(
+    band: np.ndarray, keys: np.ndarray, docs: np.ndarray, doc_bits: int
+) -> np.ndarray:
+    """:func:`bucket_pairs` of every band present in ``band`` (one value per row), united.
+
+    Given every row of some partitions (:func:`band_partition`), this is exactly the part of the
+    candidate pairs those partitions hold: sorted unique codes.
+    """
+    if len(band) < 2:
+        return np.zeros(0, np.uint64)
+    order = np.argsort(band, kind="stable")
+    band, keys, docs = band[order], keys[order], docs[order]
+    bounds = np.flatnonzero(np.concatenate([[True], band[1:] != band[:-1], [True]]))
+    parts = [
+        bucket_pairs(keys[lo:hi], docs[lo:hi], doc_bits)
+        for lo, hi in itertools.pairwise(bounds.tolist())
+    ]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
 
 
 def _codes(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -255,13 +303,17 @@ def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "MAX_DOC_BITS",
     "SetIndex",
+    "band_bucket_pairs",
     "band_keys",
+    "band_partition",
     "bucket_pairs",
     "choose_bands",
     "collision_probability",
     "concat_ranges",
     "connected_components",
+    "doc_bits_for",
     "estimated_jaccard",
     "gather_columns",
     "split_codes",

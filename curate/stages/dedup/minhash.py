@@ -27,6 +27,11 @@ Incremental runs: ``store_signatures: true`` writes each kept row's signature (u
 ``minhash``, parameters in the field metadata); ``reference: [earlier/data/*.parquet]`` in a later
 run drops new rows that near-duplicate those rows (verified exactly when the earlier text is in the
 file and still gives the stored signature, else by the signature estimate).
+
+Executors: ``fit`` can also run as three steps with the same result (``band_rows`` per shard,
+``band_pairs`` per group of band partitions, ``fit_pairs`` once; see "fit in steps" below); the
+Ray engine spreads the first two over its workers. ``reference``, ``cross_source: false`` and
+``store_signatures`` need ``fit`` (``split_fallback()`` says why).
 """
 
 from __future__ import annotations
@@ -45,12 +50,15 @@ from pydantic import Field, model_validator
 from curate.errors import StageError
 from curate.lsh import (
     SetIndex,
+    band_bucket_pairs,
     band_keys,
+    band_partition,
     bucket_pairs,
     choose_bands,
     collision_probability,
     concat_ranges,
     connected_components,
+    doc_bits_for,
     estimated_jaccard,
     gather_columns,
     split_codes,
@@ -64,6 +72,13 @@ KeepRule = Literal["source", "quality", "longer_output", "shorter_output", "firs
 SIGNATURE_COLUMN = "minhash"
 CLUSTER_SIZE_COLUMN = "dup_cluster_size"
 HASH_NAME = "curate.minhash.shingle_hash32"
+# Rows of fit's first step (see MinHashDedup.band_rows): group them by ``part`` to find buckets.
+BAND_ROWS_SCHEMA = pa.schema(
+    [("band", pa.uint16()), ("key", pa.uint64()), ("doc", pa.int64()), ("part", pa.uint32())]
+)
+# Distinct ``part`` values: many more than any executor has groups, so groups stay balanced.
+BAND_PARTITIONS = 1 << 16
+_EMPTY_SIGNATURE = np.uint32(0xFFFFFFFF)
 
 
 def _default_fields() -> list[KeyField]:
@@ -95,7 +110,11 @@ class MinHashDedup(GlobalStage):
         )
         shingle: ShingleKind = Field("word", description="Word or character n-grams.")
         ngram: int = Field(5, ge=1, le=64, description="Shingle size in words or characters.")
-        fields: list[KeyField] = Field(default_factory=_default_fields, min_length=1)
+        fields: list[KeyField] = Field(
+            default_factory=_default_fields,
+            min_length=1,
+            description="Fields the compared text is built from, joined by newlines; messages = every system/user turn.",
+        )
         include_conversation: bool = Field(
             True, description="Multi-turn rows also compare every user turn (as exact_dedup)."
         )
@@ -197,6 +216,8 @@ class MinHashDedup(GlobalStage):
         # Per document, in stream order (reference rows first): signature chunks and rank keys.
         self._sigs: list[np.ndarray] = []
         self._chunk_starts = np.zeros(1, np.int64)
+        # fit_pairs keeps the signatures of candidate documents only: these, in ``_sigs`` order.
+        self._sig_docs: np.ndarray | None = None
         self._shingles = _HashStore()  # for exact Jaccard
         self._field_words: dict[str, _HashStore] = {}  # per field_thresholds field: word sets
         self._ids: list[pa.Array] = []
@@ -231,15 +252,111 @@ class MinHashDedup(GlobalStage):
         self._cluster(clock)
         self._fitted = True
 
-    def _add_batch(self, batch: pa.Table, hasher: MinHasher) -> None:
+    # ------------------------------------------------------------------ fit in steps
+    #
+    # ``fit`` split into steps an executor can spread over workers (the Ray engine does; no step
+    # knows who runs it). The decisions are those of ``fit`` on the same batches, bit for bit:
+    #
+    # 1. ``band_rows(batch, offset)``, per shard: signatures -> one row per (band, document with
+    #    shingles): band, key, doc (global number = offset + row) and part (a hash of the band and
+    #    the key's top bits).
+    # 2. ``band_pairs(rows, max_doc)``, per group of parts: candidate pairs from the rows sharing
+    #    a bucket. A group must hold *every* row of each part it holds; ``max_doc`` is the largest
+    #    doc of all rows (it fixes the bucket width, as in fit).
+    # 3. ``fit_pairs(batches, pairs, band_rows)``, once: the union of all groups' pairs ->
+    #    verification (shingle sets of candidate documents only) -> clusters -> keepers.
+    #
+    # ``split_fallback()`` names the settings the steps do not cover (then call ``fit``).
+
+    def split_fallback(self) -> str | None:
+        """Why this configuration cannot be fitted in steps (None when it can)."""
+        p = self.params
+        if p.reference:
+            return "reference (earlier runs' signatures are read in one place)"
+        if not p.cross_source:
+            return "cross_source: false (band keys are mixed with stream-ordered source codes)"
+        if p.store_signatures:
+            return "store_signatures: true (apply writes every row's signature)"
+        return None
+
+    def band_rows(self, batch: pa.Table, offset: int) -> pa.Table:
+        """Step 1 for one batch whose first row is document ``offset``: rows of BAND_ROWS_SCHEMA."""
+        self._require_split("band_rows")
+        sig = self.hasher().signatures(document_text(batch, self._text_fields())).sig
+        valid = np.flatnonzero((sig != _EMPTY_SIGNATURE).any(axis=0))
+        docs = valid.astype(np.int64) + offset
+        if len(docs):
+            doc_bits_for(int(docs[-1]))  # beyond 2**32 documents: fail here, not after the shuffle
+        bands, rows = self.banding()
+        keys = [band_keys(sig, band, rows)[valid] for band in range(bands)]
+        parts = [band_partition(band, k, BAND_PARTITIONS) for band, k in enumerate(keys)]
+        return pa.table(
+            {
+                "band": pa.array(np.repeat(np.arange(bands, dtype=np.uint16), len(valid))),
+                "key": pa.array(np.concatenate(keys) if keys else np.zeros(0, np.uint64)),
+                "doc": pa.array(np.tile(docs, bands)),
+                "part": pa.array(np.concatenate(parts) if parts else np.zeros(0, np.uint32)),
+            },
+            schema=BAND_ROWS_SCHEMA,
+        )
+
+    def band_pairs(self, rows: pa.Table, max_doc: int) -> np.ndarray:
+        """Step 2: sorted unique pair codes ``(u << 32) | v`` of whole parts of the band rows."""
+        return band_bucket_pairs(
+            _as_array(rows.column("band")).to_numpy(zero_copy_only=False),
+            _as_array(rows.column("key")).to_numpy(zero_copy_only=False),
+            _as_array(rows.column("doc")).to_numpy(zero_copy_only=False),
+            doc_bits_for(max_doc),
+        )
+
+    def fit_pairs(self, batches: Iterable[pa.Table], pairs: np.ndarray, band_rows: int) -> None:
+        """Step 3: ``fit`` given the union of every group's pairs and the number of band rows.
+
+        ``batches`` are fit's batches again (read once more: only candidate documents are
+        hashed, and only their shingle sets are kept).
+        """
+        self._require_split("fit_pairs")
+        self._reset()
+        clock = _Clock()
+        pairs = np.unique(np.asarray(pairs, np.uint64))
+        u, v = split_codes(pairs)
+        candidates = np.union1d(u, v)
+        hasher = self.hasher()
+        for batch in batches:
+            self._add_batch(batch, hasher, candidates)
+        if len(candidates) and candidates[-1] >= self._n:
+            raise StageError(
+                f"minhash_dedup: fit_pairs() got {self._n} rows but pairs name document "
+                f"{candidates[-1]} (give it the batches band_rows() numbered, in order)"
+            )
+        if self.params.verify == "estimate":
+            self._sig_docs = candidates
+        clock.lap("shingles")
+        bands, _ = self.banding()
+        self._decide(pairs, band_rows // bands, clock)
+        self._fitted = True
+
+    def _require_split(self, step: str) -> None:
+        reason = self.split_fallback()
+        if reason is not None:
+            raise StageError(f"minhash_dedup: {step}() does not support {reason}; use fit()")
+
+    def _add_batch(
+        self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray | None = None
+    ) -> None:
+        """Collect one batch. With ``candidates`` (global document numbers, sorted), only those
+        documents get shingle sets (and signatures, for ``verify: estimate``): fit_pairs."""
         n = batch.num_rows
-        result = hasher.signatures(document_text(batch, self._text_fields()))
-        self._sigs.append(result.sig)
-        if self.params.verify == "jaccard":
-            self._shingles.add(result.hashes, result.counts)
+        if candidates is None:
+            result = hasher.signatures(document_text(batch, self._text_fields()))
+            self._sigs.append(result.sig)
+            if self.params.verify == "jaccard":
+                self._shingles.add(result.hashes, result.counts)
+            else:
+                self._shingles.add_missing(n)
+            self._add_field_words(batch)
         else:
-            self._shingles.add_missing(n)
-        self._add_field_words(batch)
+            self._add_candidates(batch, hasher, candidates)
         self._ids.append(_as_array(batch.column("id")))
         sources = (
             _as_array(batch.column("source"))
@@ -257,16 +374,39 @@ class MinHashDedup(GlobalStage):
             self._output_len.append(np.zeros(n, np.int64))
         self._n += n
 
-    def _add_field_words(self, batch: pa.Table) -> None:
-        """Word sets (normalized unigrams) of each field that has its own threshold."""
+    def _add_candidates(self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray) -> None:
+        """Shingle sets / signatures / field word sets of the batch's candidate documents."""
+        n = batch.num_rows
+        lo, hi = np.searchsorted(candidates, [self._n, self._n + n])
+        rows = candidates[lo:hi] - self._n
+        subset = batch.take(pa.array(rows))
+        hashes, counts = hasher.shingle_hashes(_text_array(subset, self._text_fields()))
+        if self.params.verify == "jaccard":
+            self._shingles.add(hashes, _scatter(counts, rows, n), _scatter(True, rows, n))
+        else:
+            self._shingles.add_missing(n)
+            self._sigs.append(hasher.from_hashes(hashes, counts))
+        self._add_field_words(subset, rows, n)
+
+    def _add_field_words(
+        self, batch: pa.Table, rows: np.ndarray | None = None, n: int | None = None
+    ) -> None:
+        """Word sets (normalized unigrams) of each field that has its own threshold.
+
+        With ``rows``, ``batch`` holds only those rows of a batch of ``n`` rows.
+        """
         words = MinHasher(num_perm=1, shingle="word", ngram=1)
+        size = batch.num_rows if n is None else n
         for name in self.params.field_thresholds:
             store = self._field_words.setdefault(name, _HashStore())
             if name not in batch.column_names:
-                store.add_missing(batch.num_rows)
+                store.add_missing(size)
                 continue
             hashes, counts = words.shingle_hashes(document_text(batch, [name]))
-            store.add(hashes, counts)
+            if rows is None:
+                store.add(hashes, counts)
+            else:
+                store.add(hashes, _scatter(counts, rows, size), _scatter(True, rows, size))
 
     def _quality_scores(self, batch: pa.Table) -> np.ndarray:
         column = self.params.quality_column
@@ -351,16 +491,13 @@ class MinHashDedup(GlobalStage):
     # ------------------------------------------------------------------ clustering
 
     def _cluster(self, clock: _Clock) -> None:
+        """Candidates from every band's buckets, then :meth:`_decide`."""
         p = self.params
         n = self._n
-        sizes = [s.shape[1] for s in self._sigs]
-        self._chunk_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self._id_column = pa.chunked_array(self._ids, pa.string())
         source_code = np.concatenate(self._source_code) if n else np.zeros(0, np.int32)
         # Documents without any shingle (empty text) have the empty signature: never compared.
-        empty = np.uint32(0xFFFFFFFF)
         valid = np.flatnonzero(
-            np.concatenate([(s != empty).any(axis=0) for s in self._sigs])
+            np.concatenate([(s != _EMPTY_SIGNATURE).any(axis=0) for s in self._sigs])
             if n
             else np.zeros(0, bool)
         )
@@ -374,8 +511,22 @@ class MinHashDedup(GlobalStage):
                 else np.zeros(0, np.uint64)
             )
             codes = np.union1d(codes, bucket_pairs(_mix_group(keys[valid], group), valid))
+        self._decide(codes, int(np.count_nonzero(valid >= self._n_ref)), clock)
+
+    def _decide(self, codes: np.ndarray, with_shingles: int, clock: _Clock) -> None:
+        """Candidate pairs (codes) -> verified pairs -> components -> keepers and removals.
+
+        ``with_shingles``: how many of the run's (not reference) documents have shingles.
+        """
+        p = self.params
+        n = self._n
+        sizes = [s.shape[1] for s in self._sigs]
+        self._chunk_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._id_column = pa.chunked_array(self._ids, pa.string())
+        bands, rows = self.banding()
         u, v = split_codes(codes)
         if not p.cross_source:
+            source_code = np.concatenate(self._source_code) if n else np.zeros(0, np.int32)
             same = source_code[u] == source_code[v]
             u, v = u[same], v[same]
         # Two reference rows are never compared: the earlier run already deduplicated them.
@@ -396,7 +547,7 @@ class MinHashDedup(GlobalStage):
         self._shingles, self._field_words = _HashStore(), {}
         self._quality, self._output_len, self._source_rank, self._source_code = [], [], [], []
         if not p.store_signatures:
-            self._sigs = []
+            self._sigs, self._sig_docs = [], None
         clock.lap("clusters")
         run = slice(self._n_ref, n)
         self._info = {
@@ -406,7 +557,7 @@ class MinHashDedup(GlobalStage):
             "hash": HASH_NAME,
             "docs": n - self._n_ref,
             "reference_docs": self._n_ref,
-            "docs_without_shingles": int(n - self._n_ref - np.count_nonzero(valid >= self._n_ref)),
+            "docs_without_shingles": n - self._n_ref - with_shingles,
             "candidate_pairs": len(u),
             "verified_pairs": int(verified.sum()),
             "clusters": int(((~removed[run]) & (self._cluster_size[run] > 1)).sum()),
@@ -433,7 +584,10 @@ class MinHashDedup(GlobalStage):
             exact = _known(self._shingle_sets, u) & _known(self._shingle_sets, v)
             sim[exact] = self._shingle_sets.jaccard(u[exact], v[exact])
         if (~exact).any():
-            sim[~exact] = estimated_jaccard(self._sigs, self._chunk_starts, u[~exact], v[~exact])
+            su, sv = u[~exact], v[~exact]
+            if self._sig_docs is not None:  # fit_pairs: signatures of candidate documents only
+                su, sv = np.searchsorted(self._sig_docs, su), np.searchsorted(self._sig_docs, sv)
+            sim[~exact] = estimated_jaccard(self._sigs, self._chunk_starts, su, sv)
         ok = sim >= self.params.threshold
         fields: dict[str, np.ndarray] = {}
         for name, sets in self._field_sets.items():
@@ -652,6 +806,21 @@ def _known(sets: SetIndex, docs: np.ndarray) -> np.ndarray:
 
 def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _scatter(values: np.ndarray | bool, rows: np.ndarray, n: int) -> np.ndarray:
+    """A length-``n`` array with ``values`` at ``rows`` and zeros (False) elsewhere."""
+    out = np.zeros(n, bool if isinstance(values, bool) else np.int64)
+    out[rows] = values
+    return out
+
+
+def _text_array(table: pa.Table, fields: list[str]) -> pa.Array:
+    """``document_text`` as one array without nulls (as ``MinHasher.signatures`` reads it)."""
+    text = document_text(table, fields)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    return pc.fill_null(text, "")
 
 
 def _mix_group(keys: np.ndarray, group: np.ndarray | None) -> np.ndarray:

@@ -16,6 +16,7 @@ import pytest
 from testutils import SAMPLES, SHARED_DATA, needs_shared_data
 
 from curate.errors import StageError
+from curate.lsh import band_bucket_pairs, band_partition, bucket_pairs, doc_bits_for
 from curate.minhash import MinHasher, document_text, reference_shingles
 from curate.pipeline import Pipeline
 from curate.readers import read_file
@@ -488,3 +489,106 @@ def test_real_dolly_has_near_duplicates() -> None:
     sims = [json.loads(d)["similarity"] for d in rejected.column("detail").to_pylist()]
     assert min(sims) >= 0.8
     assert set(rejected.column("duplicate_of").to_pylist()) <= set(kept.column("id").to_pylist())
+
+
+# ------------------------------------------------------------------- fit in steps (executors)
+
+
+def fit_in_steps(stage: MinHashDedup, batches: list[pa.Table], groups: int) -> None:
+    """What the Ray engine does, in-process: band rows per batch, pairs per group of whole parts
+    (assigned to groups in an arbitrary way), fit_pairs on the union."""
+    rows, offset = [], 0
+    for batch in batches:
+        rows.append(stage.band_rows(batch, offset))
+        offset += batch.num_rows
+    band_rows = pa.concat_tables(rows)
+    parts = band_rows.column("part").to_numpy()
+    max_doc = int(pc.max(band_rows.column("doc")).as_py() or 0)
+    group = (parts * np.uint32(2654435761)) % np.uint32(groups)
+    pairs = [
+        stage.band_pairs(band_rows.filter(pa.array(group == g)), max_doc) for g in range(groups)
+    ]
+    stage.fit_pairs(batches, np.concatenate(pairs), band_rows.num_rows)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"field_thresholds": {"instruction": 0.5, "input": 0.5}},
+        {"verify": "estimate", "clusters": "connected"},
+        {"shingle": "char", "ngram": 4, "threshold": 0.6, "keep": ["first"]},
+        # Nearly every pair is a candidate: long chains, cut by verification.
+        {"ngram": 1, "bands": 128, "rows": 1},
+    ],
+)
+def test_fit_in_steps_equals_fit(params: dict[str, Any]) -> None:
+    table, _ = planted_corpus(seed=6, bases=120)
+    empty = records([{"instruction": "", "output": "e"}, {"instruction": "!!", "output": "f"}])
+    table = pa.concat_tables([table.slice(0, 50), empty, table.slice(50)])
+    batches = [table.slice(start, 23) for start in range(0, table.num_rows, 23)]
+    whole = MinHashDedup(params)
+    whole.fit(batches)
+    expected = [whole.apply(batch) for batch in batches]
+    info_whole = whole.manifest_info()
+    del info_whole["seconds"], info_whole["cpu_seconds"]
+    assert info_whole["removed"] > 0 and info_whole["docs_without_shingles"] == 2
+    for groups in (1, 5):
+        split = MinHashDedup(params)
+        fit_in_steps(split, batches, groups)
+        for batch, result in zip(batches, expected, strict=True):
+            kept, rejected = split.apply(batch)
+            assert kept.equals(result.kept) and rejected.equals(result.rejected)
+        info_split = split.manifest_info()
+        del info_split["seconds"], info_split["cpu_seconds"]
+        assert info_split == info_whole
+
+
+def test_fit_in_steps_on_empty_input_and_its_fallbacks(tmp_path: Path) -> None:
+    stage = MinHashDedup()
+    assert stage.split_fallback() is None
+    empty = records([])
+    assert stage.band_rows(empty, 0).num_rows == 0
+    stage.fit_pairs([empty], np.zeros(0, np.uint64), 0)
+    kept, rejected = stage.apply(empty)
+    assert kept.num_rows == rejected.num_rows == 0
+    table, _ = planted_corpus(seed=1)
+    for params, setting in (
+        ({"cross_source": False}, "cross_source"),
+        ({"store_signatures": True}, "store_signatures"),
+        ({"reference": [str(tmp_path / "*.parquet")]}, "reference"),
+    ):
+        stage = MinHashDedup(params)
+        assert setting in (stage.split_fallback() or "")
+        with pytest.raises(StageError, match=f"{setting}.*use fit"):
+            stage.band_rows(table, 0)
+        with pytest.raises(StageError, match=setting):
+            stage.fit_pairs([table], np.zeros(0, np.uint64), 0)
+
+
+def test_band_partitions_keep_truncated_buckets_whole() -> None:
+    # Keys that differ only in the low bits bucket_pairs gives to document numbers: one bucket
+    # per (band, top bits), which every grouping by part must keep in one piece.
+    rng = np.random.default_rng(0)
+    n = 3000
+    band = rng.integers(0, 4, n).astype(np.uint16)
+    keys = (rng.integers(0, 40, n).astype(np.uint64) << np.uint64(32)) | rng.integers(
+        0, 1 << 12, n
+    ).astype(np.uint64)
+    docs = rng.permutation(n).astype(np.int64)
+    doc_bits = doc_bits_for(n - 1)
+    expected = np.unique(
+        np.concatenate([bucket_pairs(keys[band == b], docs[band == b], doc_bits) for b in range(4)])
+    )
+    assert len(expected) > n
+    parts = np.concatenate([band_partition(int(b), keys[band == b], 1 << 16) for b in range(4)])
+    order = np.concatenate([np.flatnonzero(band == b) for b in range(4)])
+    for groups in (1, 3, 7):
+        group = parts % groups
+        found = [
+            band_bucket_pairs(band[order][g], keys[order][g], docs[order][g], doc_bits)
+            for g in (group == k for k in range(groups))
+        ]
+        assert np.array_equal(np.unique(np.concatenate(found)), expected)
+    with pytest.raises(StageError, match="2\\*\\*32"):
+        doc_bits_for(1 << 32)
