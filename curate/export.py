@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from curate.errors import CurateError, RunDirError
 from curate.records import RECORD_SCHEMA
-from curate.rundir import MANIFEST, ROW_GROUP_ROWS, dictionary_columns
+from curate.rundir import MANIFEST, ROW_GROUP_ROWS, dataset_writer
 
 ExportFormat = Literal["parquet", "jsonl", "hf"]
 FORMATS: tuple[str, ...] = ("parquet", "jsonl", "hf")
@@ -408,14 +408,7 @@ def _write_parquet(source: Path, target: Path, chat: bool, stats: DataStats) -> 
     group at all (``datasets`` fails on a zero-row row group).
     """
     schema = CHAT_SCHEMA if chat else pq.read_schema(source)
-    with pq.ParquetWriter(
-        target,
-        schema,
-        compression="zstd",
-        use_dictionary=dictionary_columns(schema),
-        write_statistics=True,
-        store_schema=True,
-    ) as writer:
+    with dataset_writer(target, schema) as writer:
         for batch in _batches(source, _chat_columns(source) if chat else None):
             stats.add(batch)
             table = _chat_table(batch) if chat else pa.Table.from_batches([batch])

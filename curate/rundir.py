@@ -56,3 +56,15 @@ def write_parquet(table: pa.Table, path: Path, checkpoint: bool = False) -> None
         write_statistics=True,
         store_schema=True,
     )
+
+
+def dataset_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """The writer for published parquet (a run's data/rejects, exports): the same options always."""
+    return pq.ParquetWriter(
+        path,
+        schema,
+        compression="zstd",
+        use_dictionary=dictionary_columns(schema),
+        write_statistics=True,
+        store_schema=True,
+    )

@@ -52,7 +52,7 @@ from curate.rundir import (
     MANIFEST,
     ROW_GROUP_ROWS,
     ROWS_PER_FILE,
-    dictionary_columns,
+    dataset_writer,
     is_complete_run,
 )
 from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
@@ -588,14 +588,7 @@ def _write_dataset(
     def open_writer() -> pq.ParquetWriter:
         path = directory / f"part-{len(written):05d}.parquet"
         written.append(f"{directory.name}/{path.name}")
-        return pq.ParquetWriter(
-            path,
-            schema,
-            compression="zstd",
-            use_dictionary=dictionary_columns(schema),
-            write_statistics=True,
-            store_schema=True,
-        )
+        return dataset_writer(path, schema)
 
     try:
         for part in parts:
