@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
+from curate.export import export_run
 from curate.pipeline import Pipeline, run_recipe
 from curate.readers import FileResult, read_dataset
 from curate.readers import read_file as _read_file
 from curate.recipe import Recipe, load_recipe
 from curate.records import RECORD_SCHEMA, REJECT_SCHEMA, Record
+from curate.report import write_report
 from curate.stages import Stage, StageResult, get_stage, registry
 from curate.stages.dedup.exact import ExactDedup
 from curate.stages.maps.normalize import Normalize
@@ -47,10 +49,12 @@ __all__ = [
     "Record",
     "Stage",
     "StageResult",
+    "export_run",
     "get_stage",
     "load_recipe",
     "read_dataset",
     "read_file",
     "registry",
     "run_recipe",
+    "write_report",
 ]
