@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 ROW_GROUP_ROWS = 100_000
 ROWS_PER_FILE = 1_000_000
 MANIFEST = "manifest.json"
+RUN_CARD = "README.md"
 
 
 def is_complete_run(path: Path) -> bool:
@@ -67,4 +69,32 @@ def dataset_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
         use_dictionary=dictionary_columns(schema),
         write_statistics=True,
         store_schema=True,
+    )
+
+
+def run_card(manifest: dict[str, Any]) -> str:
+    """A run directory's README.md: its YAML ``configs`` make ``datasets.load_dataset(RUN_DIR)``
+    load the records (and ``load_dataset(RUN_DIR, "rejects")`` the rejects) instead of globbing
+    every parquet file below it into one split."""
+    import yaml
+
+    configs = [
+        {
+            "config_name": name,
+            **({"default": True} if name == "default" else {}),
+            "data_files": [{"split": "train", "path": f"{folder}/*.parquet"}],
+        }
+        for name, folder in (("default", "data"), ("rejects", "rejects"))
+    ]
+    front = yaml.safe_dump({"configs": configs, "tags": ["curate"]}, sort_keys=False)
+    rows = manifest.get("rows", {})
+    return (
+        f"---\n{front}---\n\n# {manifest.get('name')}\n\n"
+        f"A curate run: {rows.get('output_records', 0)} records in `data/`, "
+        f"{rows.get('reject_rows', 0)} rejects (with stage and reason) in `rejects/`, from "
+        f"{rows.get('read', 0)} input rows. `report.html` shows the funnel, sources, languages, tasks, "
+        "lengths, duplicates and reject samples; `manifest.json` has the resolved recipe and every count.\n\n"
+        "```python\nimport datasets\n\n"
+        'records = datasets.load_dataset("RUN_DIR", split="train")\n'
+        'rejects = datasets.load_dataset("RUN_DIR", "rejects", split="train")\n```\n'
     )

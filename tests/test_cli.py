@@ -32,7 +32,13 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_run_directory_layout_and_manifest(demo_run: Path) -> None:
-    assert sorted(p.name for p in demo_run.iterdir()) >= ["data", "manifest.json", "rejects"]
+    assert {p.name for p in demo_run.iterdir()} >= {
+        "data",
+        "rejects",
+        "manifest.json",
+        "report.html",
+        "README.md",
+    }
     assert (demo_run / "data" / "part-00000.parquet").is_file()
     assert (demo_run / "rejects" / "part-00000.parquet").is_file()
     manifest = json.loads((demo_run / "manifest.json").read_text())

@@ -199,3 +199,16 @@ def test_report_renders_in_headless_chromium(demo_run: Path, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr[-2000:]
     assert _png_size(shot) == (1280, 2400)
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+
+
+def test_run_directory_loads_with_datasets(demo_run: Path, tmp_path: Path) -> None:
+    import datasets
+
+    manifest = json.loads((demo_run / "manifest.json").read_text())
+    cache = str(tmp_path / "hf-cache")
+    records = datasets.load_dataset(str(demo_run), split="train", cache_dir=cache)
+    rejects = datasets.load_dataset(str(demo_run), "rejects", split="train", cache_dir=cache)
+    assert records.num_rows == manifest["outputs"]["records"]
+    assert rejects.num_rows == manifest["outputs"]["rejects"]
+    assert records.column_names == manifest["outputs"]["columns"]
+    assert {"stage", "reason", "duplicate_of"} <= set(rejects.column_names)

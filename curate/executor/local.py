@@ -41,6 +41,7 @@ from curate.errors import CurateError, RunDirError
 from curate.executor.checkpoint import (
     read_json,
     read_table,
+    write_bytes_atomic,
     write_json_atomic,
     write_parquet_atomic,
 )
@@ -52,8 +53,10 @@ from curate.rundir import (
     MANIFEST,
     ROW_GROUP_ROWS,
     ROWS_PER_FILE,
+    RUN_CARD,
     dataset_writer,
     is_complete_run,
+    run_card,
 )
 from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
 
@@ -534,6 +537,7 @@ class LocalExecutor:
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         write_json_atomic(manifest, partial / MANIFEST)
+        write_bytes_atomic(run_card(manifest).encode("utf-8"), partial / RUN_CARD)
         return manifest
 
     def _write_report(self, partial: Path) -> None:
