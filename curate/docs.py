@@ -75,7 +75,9 @@ def default_text(info: FieldInfo) -> str:
 
 
 def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ").strip()
+    # "<nooutput>" would be an HTML tag to a markdown renderer: escape it.
+    text = (text or "").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
 def field_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
