@@ -15,7 +15,7 @@ from typing import Any, Literal
 import duckdb
 
 from curate.errors import CurateError
-from curate.query import connect, load_manifest
+from curate.query import connect, load_manifest, stage_order, view_columns
 
 Table = Literal["records", "rejects"]
 
@@ -114,8 +114,8 @@ def sample_run(
     con = connect(run_dir)
     try:
         columns: dict[Table, set[str]] = {
-            "records": _columns(con, "records"),
-            "rejects": _columns(con, "rejects"),
+            "records": view_columns(con, "records"),
+            "rejects": view_columns(con, "rejects"),
         }
         filters: dict[str, list[str]] = {}
         if sources:
@@ -124,7 +124,7 @@ def sample_run(
                 con, run_dir, "source", sources, ["records", "rejects"], known
             )
         if stages:
-            known = ["ingest", *(str(s["name"]) for s in manifest.get("stages", []))]
+            known = list(stage_order(manifest))
             filters["stage"] = _check(
                 con, run_dir, "stage", _stage_names(manifest, stages), ["rejects"], known
             )
@@ -231,10 +231,6 @@ def _check(
             f"valid {column}s (rows in {' + '.join(tables)}): {listed}"
         )
     return list(values)
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {str(row[0]) for row in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> int:

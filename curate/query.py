@@ -51,14 +51,30 @@ def stages_table(manifest: dict[str, Any]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def create_run_views(con: duckdb.DuckDBPyConnection, run_dir: Path, prefix: str = "") -> None:
+    """Views ``{prefix}records`` (data/) and ``{prefix}rejects`` over a run's parquet files."""
+    for view, folder in (("records", "data"), ("rejects", "rejects")):
+        glob = (run_dir / folder / "*.parquet").as_posix().replace("'", "''")
+        con.execute(
+            f"CREATE VIEW {prefix}{view} AS SELECT * FROM "
+            f"read_parquet('{glob}', union_by_name = true)"
+        )
+
+
+def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> set[str]:
+    return {str(row[0]) for row in con.execute(f"DESCRIBE {view}").fetchall()}
+
+
+def stage_order(manifest: dict[str, Any]) -> dict[str, int]:
+    """Stage name -> the order it ran in (``ingest`` first), as rejects name their stage."""
+    return {"ingest": -1} | {str(s["name"]): int(s["index"]) for s in manifest.get("stages", [])}
+
+
 def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with views over the run's parquet files."""
     manifest = load_manifest(run_dir)
     con = duckdb.connect()
-    data_glob = (run_dir / "data" / "*.parquet").as_posix().replace("'", "''")
-    rejects_glob = (run_dir / "rejects" / "*.parquet").as_posix().replace("'", "''")
-    con.execute(f"CREATE VIEW records AS SELECT * FROM read_parquet('{data_glob}')")
-    con.execute(f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{rejects_glob}')")
+    create_run_views(con, run_dir)
     stages = stages_table(manifest)
     con.register("stages_arrow", stages)
     con.execute("CREATE VIEW stages AS SELECT * FROM stages_arrow")

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from curate.errors import CurateError
-from curate.query import load_manifest
+from curate.query import create_run_views, load_manifest, stage_order
 
 KEY = ("source", "source_file", "source_row")
 OUT_FORMATS = {
@@ -191,16 +191,9 @@ def _attach(
     con: duckdb.DuckDBPyConnection, side: str, run_dir: Path, manifest: dict[str, Any]
 ) -> None:
     """Views ``{side}_records`` / ``{side}_rejects`` and the table ``{side}_status`` (per input row)."""
-    for name in ("records", "rejects"):
-        glob = (run_dir / ("data" if name == "records" else name) / "*.parquet").as_posix()
-        con.execute(
-            f"CREATE VIEW {side}_{name} AS SELECT * FROM "
-            f"read_parquet('{glob.replace(chr(39), chr(39) * 2)}', union_by_name = true)"
-        )
+    create_run_views(con, run_dir, prefix=f"{side}_")
     # The order the run's stages ran in: a row's latest drop decides its reason.
-    order = [("ingest", -1)] + [
-        (str(s["name"]), int(s["index"])) for s in manifest.get("stages", [])
-    ]
+    order = list(stage_order(manifest).items())
     con.execute(f"CREATE TABLE {side}_stage_order (stage VARCHAR, idx INTEGER)")
     con.executemany(f"INSERT INTO {side}_stage_order VALUES (?, ?)", order)
     con.execute(STATUS_SQL.format(side=side, snippet=SNIPPET_CHARS))

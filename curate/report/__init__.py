@@ -20,7 +20,8 @@ from markupsafe import Markup
 
 from curate.errors import CurateError
 from curate.executor.checkpoint import write_bytes_atomic
-from curate.query import connect, load_manifest
+from curate.inspection import Keeper, Table, find_keepers
+from curate.query import connect, load_manifest, stage_order, view_columns
 from curate.report.charts import bar_chart, histogram
 
 REPORT = "report.html"
@@ -65,10 +66,6 @@ class ReportData:
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     return con.execute(sql, list(params)).fetchall()
-
-
-def _columns(con: duckdb.DuckDBPyConnection, view: str) -> set[str]:
-    return {row[0] for row in _rows(con, f"SELECT column_name FROM (DESCRIBE {view})")}
 
 
 def _funnel(manifest: dict[str, Any], ingest_rejects: dict[str, int]) -> list[dict[str, Any]]:
@@ -164,7 +161,15 @@ def _dict_rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[d
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _clusters(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def _keeper_status(keeper: Keeper) -> str:
+    row = keeper.row or {}
+    status = "kept" if keeper.found_in == "records" else f"{row.get('stage')}: {row.get('reason')}"
+    return f"{status} (rendered by a template)" if keeper.expanded else status
+
+
+def _clusters(
+    con: duckdb.DuckDBPyConnection, columns: dict[Table, set[str]]
+) -> list[dict[str, Any]]:
     reasons = ", ".join(f"'{r}'" for r in DUPLICATE_REASONS)
     top = _rows(
         con,
@@ -172,20 +177,17 @@ def _clusters(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         f"WHERE reason IN ({reasons}) AND duplicate_of IS NOT NULL "
         f"GROUP BY ALL ORDER BY n DESC, reason, duplicate_of LIMIT {CLUSTERS}",
     )
+    # The keeper is a kept record, or was dropped later (e.g. not sampled by the mix); after
+    # expansion only its rendered children (parent_id) may be left: inspect's lookup handles all.
+    keepers = find_keepers(con, [str(k) for k, _, _ in top], columns) if top else {}
     fields = "id, source, source_file, source_row, instruction, input, output"
     clusters = []
     for keeper_id, reason, n in top:
-        # The keeper is a kept record, or was dropped later (e.g. not sampled by the mix);
-        # after expansion only its rendered children (parent_id) may be left.
-        keeper = _dict_rows(
-            con,
-            f"SELECT {fields}, 'kept' AS status FROM records WHERE id = ? "
-            f"UNION ALL SELECT {fields}, stage || ': ' || reason FROM rejects WHERE id = ? "
-            f"UNION ALL SELECT {fields}, 'kept (rendered by a template)' FROM records "
-            f"WHERE parent_id = ? LIMIT 1",
-            keeper_id,
-            keeper_id,
-            keeper_id,
+        found = keepers[keeper_id]
+        keeper = (
+            {**found.row, "status": _keeper_status(found), **_text(found.row)}
+            if found.row is not None
+            else None
         )
         members = _dict_rows(
             con,
@@ -199,16 +201,14 @@ def _clusters(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                 "keeper_id": keeper_id,
                 "reason": reason,
                 "size": int(n) + 1,
-                "keeper": {**keeper[0], **_text(keeper[0])} if keeper else None,
+                "keeper": keeper,
                 "members": [{**m, **_text(m)} for m in members],
             }
         )
     return clusters
 
 
-def _reject_groups(
-    con: duckdb.DuckDBPyConnection, stage_order: dict[str, int]
-) -> list[dict[str, Any]]:
+def _reject_groups(con: duckdb.DuckDBPyConnection, order: dict[str, int]) -> list[dict[str, Any]]:
     counts = _rows(con, "SELECT stage, reason, count(*) FROM rejects GROUP BY ALL")
     samples = _dict_rows(
         con,
@@ -229,7 +229,7 @@ def _reject_groups(
         }
         for stage, reason, n in counts
     ]
-    groups.sort(key=lambda g: (stage_order.get(g["stage"], 1 << 20), -g["count"], g["reason"]))
+    groups.sort(key=lambda g: (order.get(g["stage"], 1 << 20), -g["count"], g["reason"]))
     return groups
 
 
@@ -238,7 +238,11 @@ def collect(run_dir: Path) -> ReportData:
     manifest = load_manifest(run_dir)
     con = connect(run_dir)
     try:
-        record_columns = _columns(con, "records")
+        columns: dict[Table, set[str]] = {
+            "records": view_columns(con, "records"),
+            "rejects": view_columns(con, "rejects"),
+        }
+        record_columns = columns["records"]
         ingest_rejects = {
             str(reason): int(n)
             for reason, n in _rows(
@@ -270,17 +274,14 @@ def collect(run_dir: Path) -> ReportData:
             con, "rejects", "lang", "reason LIKE 'lang\\_%' ESCAPE '\\'"
         )
         lengths = {column: _lengths(con, column) for column in ("instruction", "output")}
-        stage_order = {"ingest": -1} | {
-            s["name"]: int(s["index"]) for s in manifest.get("stages", [])
-        }
         data = ReportData(
             manifest=manifest,
             funnel=_funnel(manifest, ingest_rejects),
             sources=sources,
             distributions=distributions,
             lengths=lengths,
-            clusters=_clusters(con),
-            reject_groups=_reject_groups(con, stage_order),
+            clusters=_clusters(con, columns),
+            reject_groups=_reject_groups(con, stage_order(manifest)),
         )
     except duckdb.Error as exc:
         raise CurateError(f"cannot build the report for {run_dir}: {exc}") from None
