@@ -10,6 +10,7 @@ import argparse
 import json
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -80,18 +81,22 @@ def _cell(text: str | None) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
-def field_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
-    rows = []
+def walk_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """(dotted key, field) for every field, nested models (quality's rules) after their field."""
     for name, info in model.model_fields.items():
         key = f"{prefix}{name}"
-        rows.append(
-            f"| `{key}` | {type_name(info.annotation)} | {default_text(info)} | "
-            f"{_cell(info.description)} |"
-        )
+        yield key, info
         nested = info.annotation
         if isinstance(nested, type) and issubclass(nested, BaseModel):
-            rows.extend(field_rows(nested, prefix=f"{key}."))
-    return rows
+            yield from walk_fields(nested, prefix=f"{key}.")
+
+
+def field_rows(model: type[BaseModel]) -> list[str]:
+    return [
+        f"| `{key}` | {type_name(info.annotation)} | {default_text(info)} | "
+        f"{_cell(info.description)} |"
+        for key, info in walk_fields(model)
+    ]
 
 
 def _table(model: type[BaseModel]) -> list[str]:
@@ -140,20 +145,14 @@ def recipe_reference() -> str:
 
 def undocumented_fields() -> list[str]:
     """Every config field without a description (the reference would have an empty cell)."""
-    missing = []
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, info in model.model_fields.items():
-            if not info.description:
-                missing.append(f"{prefix}{name}")
-            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-                walk(info.annotation, f"{prefix}{name}.")
-
-    walk(Recipe, "recipe.")
-    walk(SourceConfig, "source.")
-    for stage in ordered_stages():
-        walk(stage.Params, f"{stage.key()}.")
-    return missing
+    models: list[tuple[str, type[BaseModel]]] = [("recipe.", Recipe), ("source.", SourceConfig)]
+    models += [(f"{stage.key()}.", stage.Params) for stage in ordered_stages()]
+    return [
+        key
+        for prefix, model in models
+        for key, info in walk_fields(model, prefix)
+        if not info.description
+    ]
 
 
 def replace_block(text: str, block: str) -> str:

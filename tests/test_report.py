@@ -4,7 +4,6 @@ renders in headless Chromium (skipped when Debian's ``chromium`` is not installe
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
@@ -28,12 +27,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "demo"
     recipe = load_recipe(REPO / "data_samples" / "recipe.yaml")
-    cwd = Path.cwd()
-    try:
-        os.chdir(REPO)  # the recipe's paths are repo-relative
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(REPO)  # the recipe's paths are repo-relative
         run_recipe(recipe, out=out, workers=1)
-    finally:
-        os.chdir(cwd)
     return out
 
 
