@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.readers import read_file
+from curate.ingest import read_file
 from curate.records import conform
 from curate.stages import Decontaminate, Normalize
-from curate.text import matching_text
+from curate.util.text import matching_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 EVAL = DATA / "eval"

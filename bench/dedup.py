@@ -39,11 +39,11 @@ import pyarrow.compute as pc  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from curate.minhash import MinHasher, document_text, reference_shingles  # noqa: E402
+from curate.lib.minhash.signatures import MinHasher, document_text, reference_shingles  # noqa: E402
 from curate.records import compute_ids, conform  # noqa: E402
 from curate.stages.dedup.exact import ExactDedup  # noqa: E402
 from curate.stages.dedup.minhash import MinHashDedup  # noqa: E402
-from curate.text import matching_text  # noqa: E402
+from curate.util.text import matching_text  # noqa: E402
 
 DATA = ROOT / ".." / "shared" / "data"
 WORDS = 100
@@ -388,7 +388,7 @@ def bench_quality(n_docs: int) -> list[dict[str, Any]]:
 
 
 def _read(path: Path, source: str) -> pa.Table:
-    from curate.readers import read_file
+    from curate.ingest import read_file
 
     return read_file(path, source=source).records
 

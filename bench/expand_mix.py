@@ -23,9 +23,9 @@ RECIPE = REPO / "bench" / "recipes" / "mix_real.yaml"
 
 
 def load(recipe: dict) -> list[pa.Table]:
-    from curate.io import expand_paths
-    from curate.readers import read_file
-    from curate.stages.maps.normalize import Normalize
+    from curate.ingest import read_file
+    from curate.ingest.files import expand_paths
+    from curate.stages.normalize import Normalize
 
     batches = []
     for source in recipe["sources"]:
@@ -47,7 +47,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from curate.stages.expand.templates import ExpandTemplates
+    from curate.stages.expand import ExpandTemplates
     from curate.stages.mix.mix import Mix
 
     recipe = yaml.safe_load(RECIPE.read_text())

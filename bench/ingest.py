@@ -26,9 +26,9 @@ FILES = {
 
 
 def curate_case(path: Path, out: Path) -> int:
-    from curate.readers import read_file
-    from curate.rundir import write_parquet
-    from curate.stages.maps.normalize import Normalize
+    from curate.ingest import read_file
+    from curate.run.layout import write_parquet
+    from curate.stages.normalize import Normalize
 
     result = read_file(path, source=path.stem, with_ids=False)  # normalize computes them
     table = Normalize().run(result.records).kept
@@ -59,8 +59,8 @@ def _worker(case: str, path: str, queue: mp.Queue) -> None:  # type: ignore[type
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    import curate.readers
-    import curate.stages.maps.normalize  # noqa: F401
+    import curate.ingest
+    import curate.stages.normalize  # noqa: F401
 
     func = curate_case if case == "curate" else baseline_case
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,7 +51,7 @@ def _load_testset(limit: int | None) -> dict[str, list[dict[str, str]]]:
 
 
 def _real_texts(rel: str, fmt: str, limit: int) -> list[str]:
-    from curate.readers import read_file
+    from curate.ingest import read_file
     from curate.stages.filters.language import record_text
 
     table = read_file(DATA / rel, source="bench", format=fmt).records
@@ -85,7 +85,7 @@ class Stock:
 
 
 def _curate(backend: str) -> Any:
-    from curate.langid import identify
+    from curate.lib.langid import identify
 
     def run(texts: list[str]) -> list[str]:
         return identify(texts, backend, cache=False).lang  # type: ignore[arg-type]
@@ -95,7 +95,7 @@ def _curate(backend: str) -> Any:
 
 def _cold(backend: str) -> None:
     if backend == "langdetect":
-        from curate.langid.langdetect_nb import LangdetectProfiles
+        from curate.lib.langid.langdetect_nb import LangdetectProfiles
 
         LangdetectProfiles.shared()._words.clear()
 
@@ -164,7 +164,7 @@ def main() -> None:
     results = {}
     for backend in args.backends:
         if backend == "fasttext":
-            from curate.langid import fasttext_backend
+            from curate.lib.langid import fasttext_backend
 
             if not fasttext_backend.available():
                 print(

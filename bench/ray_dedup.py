@@ -110,7 +110,7 @@ class TreeMemory:
 def child(mode: str, recipe_path: str, out: str, workers: int) -> None:
     """One run in this process; prints the manifest's dedup stage as JSON."""
     sys.path.insert(0, str(REPO))
-    from curate.executor.local import LocalExecutor
+    from curate.engine.local import LocalExecutor
     from curate.recipe import load_recipe
 
     recipe = load_recipe(Path(recipe_path))
@@ -120,7 +120,7 @@ def child(mode: str, recipe_path: str, out: str, workers: int) -> None:
     else:
         import ray
 
-        from curate.executor.ray_engine import RayExecutor
+        from curate.engine.ray_engine import RayExecutor
 
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         executor = RayExecutor(workers=workers, band_grouping=mode == "ray-band")

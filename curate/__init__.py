@@ -12,17 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from curate.engine.pipeline import Pipeline
+from curate.engine.run import run_recipe
 from curate.errors import CurateError
-from curate.export import export_run
-from curate.pipeline import Pipeline, run_recipe
-from curate.readers import FileResult, read_dataset
-from curate.readers import read_file as _read_file
+from curate.ingest import FileResult, read_dataset
+from curate.ingest import read_file as _read_file
 from curate.recipe import Recipe, load_recipe
 from curate.records import RECORD_SCHEMA, REJECT_SCHEMA, Record
-from curate.report import write_report
+from curate.run.export import export_run
+from curate.run.report import write_report
 from curate.stages import Stage, StageResult, get_stage, registry
 from curate.stages.dedup.exact import ExactDedup
-from curate.stages.maps.normalize import Normalize
+from curate.stages.normalize import Normalize
 
 
 def read_file(path: str | Path, *, source: str, **kwargs: Any) -> FileResult:

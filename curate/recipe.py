@@ -10,65 +10,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate.errors import CurateError, RecipeError
-from curate.readers import FORMAT_NAMES
+from curate.ingest.sources import SourceConfig
 from curate.stages import get_stage
 from curate.stages.base import Stage, format_validation_error
-
-
-class SourceConfig(BaseModel):
-    """One input: a file, glob, directory or saved ``datasets`` dataset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(
-        min_length=1, description="Source name, written to each record's source column; unique."
-    )
-    path: str | list[str] = Field(
-        description="File, glob, directory or saved datasets dataset, or a list of them; "
-        "relative paths try the working directory, then the recipe's folder."
-    )
-    format: str = Field(
-        "auto",
-        description="Reader format family (alpaca, dolly, sharegpt, ...); auto detects it per file.",
-    )
-    license: str | None = Field(
-        None, description="License written to every record's license column; none leaves it null."
-    )
-    fields: dict[str, str] = Field(
-        default_factory=dict, description="schema field <- source column"
-    )
-    lenient: bool = Field(
-        False, description="Recover records from a broken JSON array; reject the rest."
-    )
-
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, value: str) -> str:
-        if value not in FORMAT_NAMES:
-            raise ValueError(f"unknown format {value!r}; expected one of {', '.join(FORMAT_NAMES)}")
-        return value
-
-    @field_validator("fields")
-    @classmethod
-    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        allowed = {
-            "instruction",
-            "input",
-            "output",
-            "messages",
-            "category",
-            "task",
-            "task_source",
-            "rationale",
-        }
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise ValueError(f"cannot map {unknown}: mappable schema fields are {sorted(allowed)}")
-        return value
-
-    @property
-    def paths(self) -> list[str]:
-        return [self.path] if isinstance(self.path, str) else list(self.path)
 
 
 class StageSpec(BaseModel):

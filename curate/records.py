@@ -125,6 +125,18 @@ REJECT_SCHEMA: pa.Schema = pa.schema(
     list(RECORD_SCHEMA) + [pa.field(name, pa.string()) for name in REJECT_COLUMNS]
 )
 MESSAGE_TYPE: pa.DataType = RECORD_SCHEMA.field("messages").type.value_type
+# Set by the reader for every row of a file, not by a format.
+PROVENANCE_COLUMNS: tuple[str, ...] = ("id", "source", "source_format", "source_file", "license")
+# Written by stages (language, expand), never by a reader.
+STAGE_COLUMNS: tuple[str, ...] = (
+    "lang",
+    "lang_score",
+    "lang_backend",
+    "template_id",
+    "inverted",
+    "exemplar_ids",
+    "parent_id",
+)
 
 
 def arrow_schema_as_json(schema: pa.Schema) -> list[dict[str, Any]]:

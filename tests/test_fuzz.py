@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from curate.errors import CurateError
-from curate.readers import read_file
+from curate.ingest import read_file
 from curate.recipe import parse_recipe
 
 json_scalars = st.one_of(

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from testutils import REPO, SHARED_DATA, needs_shared_data
 
+from curate.engine.run import run_recipe
 from curate.errors import InputFileError
-from curate.pipeline import run_recipe
-from curate.readers import read_file
+from curate.ingest import read_file
 from curate.recipe import load_recipe
 
 pytestmark = needs_shared_data

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from curate.readers.base import ReadContext, RowBuilder
+from curate.ingest.parse import ReadContext, RowBuilder
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"

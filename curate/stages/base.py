@@ -6,10 +6,15 @@ parameters; work happens in ``run``. Every stage is callable on an Arrow table w
 
     kept, rejected = ExactDedup(fields=["instruction"]).run(table)
 
-Kinds:
-- ``MapStage.transform(table) -> table``
-- ``FilterStage.decide(table) -> Decision`` (keep mask + reason per dropped row + score columns)
-- ``GlobalStage.fit(batches)`` over the whole stream, then ``apply(batch) -> StageResult``
+Kinds (``kind`` says how an executor runs the stage, nothing else):
+- ``map``: ``MapStage.transform(table) -> table``, shard by shard
+- ``filter``: ``FilterStage.decide(table) -> Decision`` (keep mask + reason per dropped row +
+  score columns), shard by shard
+- ``global``: ``GlobalStage.fit(batches)`` over the whole stream, then ``apply(batch)`` per shard;
+  a :class:`SplitFitStage` can also fit in three steps an engine spreads over a cluster
+
+Every hook an executor calls is declared here: ``prepare`` (load files and models, once, before
+any data), ``manifest_info`` and ``merge_manifest_info`` (what the stage reports in the manifest).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -99,29 +105,38 @@ class Stage:
         return f"{type(self).__name__}({self.params.model_dump()!r})"
 
     def prepare(self) -> None:
-        """Check the stage's own inputs (benchmark files, ...) before any data is read.
+        """Load the stage's own inputs (benchmark files, templates, models) before any data.
 
-        Executors call it right after building the stages, so a broken stage input fails the run
-        at once instead of after ingest and every stage before it. Default: nothing to check.
+        Constructors only store parameters; this is where files are read. Executors call it right
+        after building the stages, so a broken stage input fails the run at once instead of after
+        ingest. It must be idempotent: a stage that is used without it (the Python API, a worker
+        process that got a pickled copy) calls it itself on first use. Default: nothing to load.
         """
 
     def run(self, table: pa.Table) -> StageResult:
-        raise NotImplementedError
+        raise NotImplementedError(f"stage {self.name!r} does not implement run()")
 
     def __call__(self, table: pa.Table) -> StageResult:
         return self.run(table)
 
-    # Global stages need a full pass first; others are per-batch.
-    @property
-    def is_global(self) -> bool:
-        return False
+    def manifest_info(self) -> dict[str, Any] | None:
+        """What the stage reports in the manifest (``stages[].info``); None: nothing.
+
+        Per-batch stages report per shard (each shard runs on a fresh copy of the stage) and the
+        executor combines the shards with :meth:`merge_manifest_info`; global stages report once.
+        """
+        return None
+
+    def merge_manifest_info(self, infos: list[Any]) -> Any:
+        """Combine per-shard :meth:`manifest_info` values (default: :func:`merge_infos`)."""
+        return merge_infos(infos)
 
 
 class MapStage(Stage):
     kind: ClassVar[str] = "map"
 
     def transform(self, table: pa.Table) -> pa.Table:
-        raise NotImplementedError
+        raise NotImplementedError(f"map stage {self.name!r} does not implement transform()")
 
     def run(self, table: pa.Table) -> StageResult:
         out = self.transform(table)
@@ -134,7 +149,7 @@ class FilterStage(Stage):
     kind: ClassVar[str] = "filter"
 
     def decide(self, table: pa.Table) -> Decision:
-        raise NotImplementedError
+        raise NotImplementedError(f"filter stage {self.name!r} does not implement decide()")
 
     def run(self, table: pa.Table) -> StageResult:
         decision = self.decide(table)
@@ -146,19 +161,40 @@ class GlobalStage(Stage):
 
     kind: ClassVar[str] = "global"
 
-    @property
-    def is_global(self) -> bool:
-        return True
-
     def fit(self, batches: Iterable[pa.Table]) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"global stage {self.name!r} does not implement fit()")
 
     def apply(self, table: pa.Table) -> StageResult:
-        raise NotImplementedError
+        raise NotImplementedError(f"global stage {self.name!r} does not implement apply()")
 
     def run(self, table: pa.Table) -> StageResult:
         self.fit([table])
         return self.apply(table)
+
+
+class SplitFitStage(GlobalStage):
+    """A global stage whose ``fit`` can also run as three steps, so that an engine can spread the
+    grouping over a cluster (``minhash_dedup``'s band grouping on Ray)::
+
+        band_rows(shard, offset) per shard       -> rows (band, key, doc, part)
+        band_pairs(rows of whole parts, max_doc) -> candidate pairs, per partition
+        fit_pairs(shards, union of pairs, rows)  -> the same state ``fit`` would build
+
+    ``split_fallback()`` says why the steps do not apply to these params (None: they do); then
+    the engine calls ``fit``.
+    """
+
+    def split_fallback(self) -> str | None:
+        return f"stage {self.name!r} does not implement the split fit"
+
+    def band_rows(self, batch: pa.Table, offset: int) -> pa.Table:
+        raise NotImplementedError(f"stage {self.name!r} does not implement band_rows()")
+
+    def band_pairs(self, rows: pa.Table, max_doc: int) -> np.ndarray:
+        raise NotImplementedError(f"stage {self.name!r} does not implement band_pairs()")
+
+    def fit_pairs(self, batches: Iterable[pa.Table], pairs: np.ndarray, band_rows: int) -> None:
+        raise NotImplementedError(f"stage {self.name!r} does not implement fit_pairs()")
 
 
 def apply_decision(table: pa.Table, decision: Decision, stage_name: str) -> StageResult:
@@ -224,6 +260,25 @@ def make_rejects(
         duplicate_of.cast(pa.string()) if duplicate_of is not None else pa.nulls(n, pa.string()),
     )
     return base.cast(REJECT_SCHEMA)
+
+
+def merge_infos(infos: list[Any]) -> Any:
+    """Combine per-shard info values: numbers add up, dicts merge key by key, other values must
+    agree (else the list of them)."""
+    infos = [i for i in infos if i is not None]
+    if not infos:
+        return None
+    first = infos[0]
+    if all(isinstance(i, dict) for i in infos):
+        keys: dict[str, None] = {}
+        for info in infos:
+            keys.update(dict.fromkeys(info))
+        return {k: merge_infos([i.get(k) for i in infos]) for k in keys}
+    if all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in infos):
+        return sum(infos)
+    if all(i == first for i in infos):
+        return first
+    return infos
 
 
 def reason_counts(rejected: pa.Table | None) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from curate.errors import StageError
 from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
-from curate.text import matching_text, user_turns_text
+from curate.util.text import matching_text, user_turns_text
 
 KeyField = Literal["instruction", "input", "output", "rationale", "messages"]
 

@@ -3,7 +3,7 @@
     signatures -> LSH band buckets -> candidate pairs -> verified pairs (similarity >= threshold)
     -> connected components -> keeper assignment -> kept rows + rejects
 
-Signatures are bit-identical to ``datasketch.MinHash`` (see :mod:`curate.minhash`). Bands and rows
+Signatures are bit-identical to ``datasketch.MinHash`` (see :mod:`curate.lib.minhash.signatures`). Bands and rows
 are chosen for the threshold so that a pair exactly at the threshold becomes a candidate with
 probability >= 0.995 (override with ``bands``/``rows``). Candidates are verified before they are
 merged — exact Jaccard of the two shingle sets by default (``verify: estimate`` uses the
@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.errors import StageError
-from curate.lsh import (
+from curate.lib.minhash.lsh import (
     SetIndex,
     band_bucket_pairs,
     band_keys,
@@ -63,15 +63,15 @@ from curate.lsh import (
     gather_columns,
     split_codes,
 )
-from curate.minhash import MinHasher, Scheme, ShingleKind, document_text
-from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
+from curate.lib.minhash.signatures import MinHasher, Scheme, ShingleKind, document_text
+from curate.stages.base import Decision, SplitFitStage, StageParams, StageResult, apply_decision
 from curate.stages.dedup.exact import KeyField
 
 KeepRule = Literal["source", "quality", "longer_output", "shorter_output", "first", "smallest_id"]
 
 SIGNATURE_COLUMN = "minhash"
 CLUSTER_SIZE_COLUMN = "dup_cluster_size"
-HASH_NAME = "curate.minhash.shingle_hash32"
+HASH_NAME = "curate.lib.minhash.signatures.shingle_hash32"
 # Rows of fit's first step (see MinHashDedup.band_rows): group them by ``part`` to find buckets.
 BAND_ROWS_SCHEMA = pa.schema(
     [("band", pa.uint16()), ("key", pa.uint64()), ("doc", pa.int64()), ("part", pa.uint32())]
@@ -89,7 +89,7 @@ def _default_keep() -> list[KeepRule]:
     return ["source", "quality", "longer_output", "smallest_id"]
 
 
-class MinHashDedup(GlobalStage):
+class MinHashDedup(SplitFitStage):
     """Drop near duplicates (MinHash + LSH, verified); keep one record per cluster.
 
     Rejects: ``reason="near_duplicate"``, ``duplicate_of`` = the keeper's id, ``detail`` = JSON

@@ -27,12 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from curate.decontam.index import BenchmarkIndex, load_index
 from curate.errors import CurateError, StageError
-from curate.io import expand_paths
+from curate.ingest.files import expand_paths
+from curate.lib.decontam.index import BenchmarkIndex, load_index
 from curate.stages.base import Decision, FilterStage, StageParams
 from curate.stages.filters.language import record_text
-from curate.stages.filters.rules import turns_text
+from curate.stages.filters.quality.rules import turns_text
 
 _NULL = pa.scalar(None, pa.string())
 

@@ -7,7 +7,7 @@ Recipe::
     - language: {keep: [en, de], keep_und: false}     # also drop texts with too few letters
 
 Detection runs on the record's prose (code blocks, inline code, URLs, e-mails removed): instruction,
-input and output, or every turn of a conversation. See :mod:`curate.langid` for the pipeline
+input and output, or every turn of a conversation. See :mod:`curate.lib.langid` for the pipeline
 (too-few-letters -> ``und``, Unicode-script rule, backend, cache).
 """
 
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
-from curate.langid import UND, identify
+from curate.lib.langid import UND, identify
 from curate.stages.base import Decision, FilterStage, StageParams, StageResult, apply_decision
 
 TextField = Literal["instruction", "input", "output", "messages"]
@@ -111,10 +111,12 @@ class Language(FilterStage):
     def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self._methods: Counter[str] = Counter()
-        if self.params.backend == "fasttext":
-            from curate.langid import fasttext_backend
 
-            fasttext_backend.model_path()  # fail at construction, before any work, when not installed
+    def prepare(self) -> None:
+        if self.params.backend == "fasttext":
+            from curate.lib.langid import fasttext_backend
+
+            fasttext_backend.model_path()  # fail before any work when the extra is not installed
 
     def label(self, table: pa.Table) -> pa.Table:
         """The table with ``lang``, ``lang_score`` and ``lang_backend`` filled in."""

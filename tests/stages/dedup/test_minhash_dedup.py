@@ -15,17 +15,17 @@ import pyarrow.parquet as pq
 import pytest
 from testutils import SAMPLES, SHARED_DATA, needs_shared_data
 
+from curate.engine.pipeline import Pipeline
 from curate.errors import StageError
-from curate.lsh import band_bucket_pairs, band_partition, bucket_pairs, doc_bits_for
-from curate.minhash import MinHasher, document_text, reference_shingles
-from curate.pipeline import Pipeline
-from curate.readers import read_file
+from curate.ingest import read_file
+from curate.lib.minhash.lsh import band_bucket_pairs, band_partition, bucket_pairs, doc_bits_for
+from curate.lib.minhash.signatures import MinHasher, document_text, reference_shingles
 from curate.recipe import parse_recipe
 from curate.records import REJECT_SCHEMA, compute_ids, conform
 from curate.stages import get_stage
 from curate.stages.dedup.exact import ExactDedup
 from curate.stages.dedup.minhash import CLUSTER_SIZE_COLUMN, SIGNATURE_COLUMN, MinHashDedup
-from curate.text import matching_text
+from curate.util.text import matching_text
 
 VOCAB = [f"tok{i}" for i in range(3000)]
 

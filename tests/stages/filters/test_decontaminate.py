@@ -169,7 +169,7 @@ def test_manifest_info_and_empty_table(benchmarks: list[str]) -> None:
 @pytest.mark.realdata
 @pytest.mark.skipif(not (DATA / "eval").exists(), reason="needs ../shared/data")
 def test_real_benchmarks_index_and_dolly_is_clean() -> None:
-    from curate.readers import read_file
+    from curate.ingest import read_file
 
     eval_dir = DATA / "eval"
     stage = Decontaminate(
@@ -188,7 +188,7 @@ def test_real_benchmarks_index_and_dolly_is_clean() -> None:
 def test_unreadable_benchmark_fails_the_run_before_ingest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from curate.pipeline import run_recipe
+    from curate.engine.run import run_recipe
     from curate.recipe import parse_recipe
 
     odd = tmp_path / "answers.jsonl"

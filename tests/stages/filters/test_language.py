@@ -8,7 +8,7 @@ import json
 import pytest
 
 from curate.errors import StageError
-from curate.langid import fasttext_backend, identify
+from curate.lib.langid import fasttext_backend, identify
 from curate.records import RECORD_SCHEMA
 from curate.stages import Language, get_stage
 

@@ -8,7 +8,7 @@ import pytest
 from curate.errors import StageError
 from curate.records import RECORD_SCHEMA
 from curate.stages import Quality, get_stage
-from curate.stages.filters.rules.refusal import load_phrases
+from curate.stages.filters.quality.rules.refusal import load_phrases
 
 from .conftest import DATA, make_table
 
@@ -322,7 +322,7 @@ def test_empty_table_and_round_trip() -> None:
 @pytest.mark.realdata
 @pytest.mark.skipif(not (DATA / "dolly").exists(), reason="needs ../shared/data")
 def test_real_dolly_drop_rate_is_small() -> None:
-    from curate.readers import read_file
+    from curate.ingest import read_file
 
     table = read_file(DATA / "dolly" / "databricks-dolly-15k.jsonl.gz", source="dolly").records
     result = Quality().run(table)

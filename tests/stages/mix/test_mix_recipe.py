@@ -10,7 +10,7 @@ import pytest
 import yaml
 from testutils import REPO, SHARED_DATA, needs_shared_data
 
-from curate.pipeline import run_recipe
+from curate.engine.run import run_recipe
 from curate.recipe import load_recipe
 
 SAMPLE_RECIPE: dict[str, Any] = {

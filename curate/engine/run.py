@@ -1,0 +1,54 @@
+"""``run_recipe``: a validated recipe handed to an engine (local process pool or Ray)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.engine.progress import Reporter
+from curate.errors import CurateError
+from curate.recipe import Recipe
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+    up_to_date: bool = False
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    out: Path | None = None,
+    force: bool = False,
+    strict: bool | None = None,
+    recipe_path: Path | None = None,
+    workers: int | None = None,
+    reporter: Reporter | None = None,
+    engine: str | None = None,
+) -> RunResult:
+    """Run a validated recipe end to end (local engine, or Ray) and publish its run directory.
+
+    Re-running after a crash resumes from the checkpoints; a finished run with the same recipe and
+    inputs is left as is; ``force`` starts over.
+    """
+    from curate.engine.local import LocalExecutor
+
+    engine = engine or recipe.engine
+    workers = workers if workers is not None else recipe.workers
+    executor: LocalExecutor
+    if engine == "ray":
+        from curate.engine.ray_engine import RayExecutor
+
+        executor = RayExecutor(address=recipe.ray_address, workers=workers, reporter=reporter)
+    elif engine == "local":
+        executor = LocalExecutor(workers=workers, reporter=reporter)
+    else:
+        raise CurateError(f"unknown engine {engine!r}; expected local or ray")
+    result = executor.run(recipe, out=out, force=force, strict=strict, recipe_path=recipe_path)
+    return RunResult(result.out_dir, result.manifest, result.up_to_date)
+
+
+__all__ = ["RunResult", "run_recipe"]

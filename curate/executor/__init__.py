@@ -1,1 +1,0 @@
-"""Executors own parallelism, batching, checkpoints and paths; stages know none of that."""

@@ -1,0 +1,203 @@
+"""Recipe sources: their configuration (``SourceConfig``), their files, and reading them.
+
+``read_source`` reads every file of one source into Arrow batches plus ingest rejects; it knows
+nothing of stages, engines or the run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from curate.errors import InputFileError
+from curate.ingest import FORMAT_NAMES, FileResult, SkippedFile, read_dataset, read_file
+from curate.ingest.files import expand_paths, file_fingerprint
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class SourceConfig(BaseModel):
+    """One input: a file, glob, directory or saved ``datasets`` dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1, description="Source name, written to each record's source column; unique."
+    )
+    path: str | list[str] = Field(
+        description="File, glob, directory or saved datasets dataset, or a list of them; "
+        "relative paths try the working directory, then the recipe's folder."
+    )
+    format: str = Field(
+        "auto",
+        description="Reader format family (alpaca, dolly, sharegpt, ...); auto detects it per file.",
+    )
+    license: str | None = Field(
+        None, description="License written to every record's license column; none leaves it null."
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="schema field <- source column"
+    )
+    lenient: bool = Field(
+        False, description="Recover records from a broken JSON array; reject the rest."
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in FORMAT_NAMES:
+            raise ValueError(f"unknown format {value!r}; expected one of {', '.join(FORMAT_NAMES)}")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        allowed = {
+            "instruction",
+            "input",
+            "output",
+            "messages",
+            "category",
+            "task",
+            "task_source",
+            "rationale",
+        }
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"cannot map {unknown}: mappable schema fields are {sorted(allowed)}")
+        return value
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+@dataclass
+class SourceData:
+    """What one recipe source produced at ingest."""
+
+    config: SourceConfig
+    batches: list[pa.Table] = field(default_factory=list)
+    rejects: list[pa.Table] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(int(f["rows_read"]) for f in self.files)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def source_files(
+    config: SourceConfig, base_dir: Path | None = None
+) -> tuple[list[Path], list[Path]]:
+    """A source's (data files, skipped files). Relative paths resolve against the working
+    directory first, then the recipe's folder (``base_dir``)."""
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for spec in config.paths:
+        try:
+            found, ignored = expand_paths(spec)
+        except InputFileError:
+            if base_dir is None:
+                raise
+            found, ignored = expand_paths(spec, base=base_dir)
+        files.extend(found)
+        skipped.extend(ignored)
+    return files, skipped
+
+
+def read_source(
+    config: SourceConfig,
+    *,
+    base_dir: Path | None = None,
+    strict: bool = False,
+    batch_size: int = 100_000,
+    with_ids: bool = True,
+    log: Log = _quiet,
+) -> SourceData:
+    """Read every file of a source. Unknown/missing files raise; bad rows become rejects."""
+    data = SourceData(config)
+    files, skipped = source_files(config, base_dir)
+    for path in skipped:
+        data.skipped.append(
+            {"path": _display_path(path), "reason": "not a data file (by extension)"}
+        )
+    if not files:
+        raise InputFileError(
+            f"source {config.name!r}: no data files under {', '.join(config.paths)}"
+        )
+    for path in files:
+        display = _display_path(path)
+        try:
+            result = read_file(
+                path,
+                source=config.name,
+                display=display,
+                format=config.format,
+                license=config.license,
+                fields=config.fields,
+                strict=strict,
+                lenient_json=config.lenient,
+                with_ids=with_ids,
+            )
+        except SkippedFile as skip:
+            data.skipped.append({"path": display, "reason": str(skip)})
+            log(f"skip {display}: {skip}")
+            continue
+        _collect(data, result, path, batch_size)
+        how = "detected" if result.detected else "given"
+        log(
+            f"read {display}: {result.format} ({how}), {result.records.num_rows} rows, {result.rejects.num_rows} rejected"
+        )
+    return data
+
+
+def _collect(data: SourceData, result: FileResult, path: Path | None, batch_size: int) -> None:
+    fingerprint = file_fingerprint(path) if path is not None else {}
+    data.files.append(
+        {
+            "path": result.path,
+            "format": result.format,
+            "format_detected": result.detected,
+            **fingerprint,
+            "rows_read": result.rows_read,
+            "rows_rejected_at_ingest": result.rejects.num_rows,
+        }
+    )
+    data.warnings.extend(result.warnings)
+    records = result.records
+    for start in range(0, records.num_rows, batch_size):
+        data.batches.append(records.slice(start, batch_size))
+    if result.rejects.num_rows:
+        data.rejects.append(result.rejects)
+
+
+def read_python_dataset(
+    dataset: Any, name: str, license: str | None = None, batch_size: int = 100_000
+) -> SourceData:
+    """A ``datasets.Dataset`` passed in Python, as a source."""
+    data = SourceData(
+        SourceConfig(name=name, path=f"<datasets:{name}>", format="hf_disk", license=license)
+    )
+    _collect(data, read_dataset(dataset, source=name, license=license), None, batch_size)
+    return data
+
+
+__all__ = ["SourceConfig", "SourceData", "read_python_dataset", "read_source", "source_files"]

@@ -1,0 +1,167 @@
+"""The ``quality`` stage: instruction-data defects, one rule per recipe key, every drop explained.
+
+Web-text heuristics (Gopher, C4, FineWeb) drop most of a good instruction set: short answers, lists
+and one-sentence outputs are normal here. These rules target what goes wrong in instruction data
+instead; each writes its score columns on every row (``quality_*``) so thresholds can be re-tuned
+with a DuckDB query over a run, and decides by a threshold in its params.
+
+Recipe::
+
+    - quality: {}                                   # every default rule on
+    - quality: {echo: false, length_ratio: true}    # switch rules off / on
+    - quality: {min_length: {instruction_chars: 10}, refusal: {extra_phrases: ["as an ai bot"]}}
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curate.stages.base import Decision, FilterStage, StageParams
+from curate.stages.filters.quality.rules import Rule, RuleResult, TextView
+from curate.stages.filters.quality.rules.content import EmptyOutput, MinLength, PlaceholderOutput
+from curate.stages.filters.quality.rules.context import MissingAttachment, UrlOnlyInput
+from curate.stages.filters.quality.rules.echo import Echo
+from curate.stages.filters.quality.rules.leaks import InstructionLeak
+from curate.stages.filters.quality.rules.optional import CharRatio, CustomRegex, LengthRatio
+from curate.stages.filters.quality.rules.refusal import Refusal
+from curate.stages.filters.quality.rules.repetition import Repetition
+
+# Evaluation order = reason priority: a row failing several rules is rejected for the first.
+RULES: tuple[type[Rule], ...] = (
+    EmptyOutput,
+    PlaceholderOutput,
+    MinLength,
+    UrlOnlyInput,
+    MissingAttachment,
+    InstructionLeak,
+    Refusal,
+    Echo,
+    Repetition,
+    LengthRatio,
+    CharRatio,
+    CustomRegex,
+)
+
+_NULL = pa.scalar(None, pa.string())
+
+
+class Quality(FilterStage):
+    """Drop instruction-data defects; reason = the first failing rule, detail says what was found.
+
+    Reasons: ``empty_output``, ``placeholder_output``, ``instruction_too_short``,
+    ``output_too_short``, ``url_only_input``, ``missing_attachment``, ``instruction_leak``,
+    ``refusal``, ``echo``, ``repetition``; off by default: ``length_ratio``, ``char_ratio``, ``regex``.
+    """
+
+    name: ClassVar[str] = "quality_v1"
+
+    class Params(StageParams):
+        empty_output: EmptyOutput.Params = Field(
+            default_factory=EmptyOutput.Params,
+            description="Rejects empty or whitespace-only outputs (empty_output).",
+        )
+        placeholder_output: PlaceholderOutput.Params = Field(
+            default_factory=PlaceholderOutput.Params,
+            description="Rejects outputs that are a placeholder such as <nooutput> or N/A (placeholder_output).",
+        )
+        min_length: MinLength.Params = Field(
+            default_factory=MinLength.Params,
+            description="Rejects too-short instructions or outputs (instruction_too_short, output_too_short).",
+        )
+        url_only_input: UrlOnlyInput.Params = Field(
+            default_factory=UrlOnlyInput.Params,
+            description="Rejects rows whose input is only a URL (url_only_input).",
+        )
+        missing_attachment: MissingAttachment.Params = Field(
+            default_factory=MissingAttachment.Params,
+            description="Rejects prompts referring to an image, file or audio the record lacks (missing_attachment).",
+        )
+        instruction_leak: InstructionLeak.Params = Field(
+            default_factory=InstructionLeak.Params,
+            description="Rejects outputs running on into another task or chat-template tokens (instruction_leak).",
+        )
+        refusal: Refusal.Params = Field(
+            default_factory=Refusal.Params,
+            description="Rejects rows whose assistant turns refuse or speak as an AI model (refusal).",
+        )
+        echo: Echo.Params = Field(
+            default_factory=Echo.Params,
+            description="Rejects outputs that repeat the instruction or input (echo).",
+        )
+        repetition: Repetition.Params = Field(
+            default_factory=Repetition.Params,
+            description="Rejects long outputs with many repeated lines or word n-grams (repetition).",
+        )
+        length_ratio: LengthRatio.Params = Field(
+            default_factory=LengthRatio.Params,
+            description="Off by default: rejects outputs too short or long for the prompt, in words (length_ratio).",
+        )
+        char_ratio: CharRatio.Params = Field(
+            default_factory=CharRatio.Params,
+            description="Off by default: rejects outputs with too few letters or too many digits/symbols (char_ratio).",
+        )
+        regex: CustomRegex.Params = Field(
+            default_factory=CustomRegex.Params,
+            description="Off by default: rejects rows where a custom RE2 pattern matches (regex).",
+        )
+
+    params: Params
+
+    def rules(self) -> list[Rule]:
+        """The enabled rules, in priority order."""
+        enabled = []
+        for cls in RULES:
+            rule_params = getattr(self.params, cls.name)
+            if rule_params.enabled:
+                enabled.append(cls(rule_params))
+        return enabled
+
+    def decide(self, table: pa.Table) -> Decision:
+        view = TextView(table)
+        n = table.num_rows
+        results: list[tuple[Rule, RuleResult]] = [(rule, rule.check(view)) for rule in self.rules()]
+        scores: dict[str, pa.Array] = {}
+        for _, result in results:
+            for name, values in result.scores.items():
+                # One type per score column whatever the kernel returned (int32 vs int64 counts).
+                scores[name] = (
+                    values.cast(pa.int64()) if pa.types.is_integer(values.type) else values
+                )
+        reason: pa.Array = pa.nulls(n, pa.string())
+        detail: pa.Array = pa.nulls(n, pa.string())
+        also: pa.Array = pa.nulls(n, pa.string())
+        # Walk rules from lowest to highest priority so the first failing rule wins.
+        for rule, result in reversed(results):
+            fail = pc.fill_null(result.fail, False)
+            rule_reason: pa.Array | pa.Scalar
+            if result.reason is None:
+                rule_reason = pa.scalar(rule.name)
+            elif isinstance(result.reason, str):
+                rule_reason = pa.scalar(result.reason)
+            else:
+                rule_reason = result.reason
+            previous = pc.if_else(pc.is_valid(reason), reason, _NULL)
+            also = pc.if_else(
+                pc.and_(fail, pc.is_valid(previous)),
+                pc.binary_join_element_wise(
+                    previous, pc.fill_null(also, ""), pc.if_else(pc.is_valid(also), ", ", "")
+                ),
+                also,
+            )
+            reason = pc.if_else(fail, rule_reason, reason)
+            rule_detail = result.detail if result.detail is not None else pa.nulls(n, pa.string())
+            detail = pc.if_else(fail, pc.fill_null(rule_detail, rule.name), detail)
+        detail = pc.if_else(
+            pc.is_valid(also),
+            pc.binary_join_element_wise(detail, " (also: ", also, ")", ""),
+            detail,
+        )
+        keep = pc.is_null(reason) if n else pa.array([], pa.bool_())
+        return Decision(keep=keep, reason=reason, detail=detail, scores=scores)
+
+    def manifest_info(self) -> dict[str, Any]:
+        return {"rules": [rule.name for rule in self.rules()]}

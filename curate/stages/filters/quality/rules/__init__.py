@@ -1,0 +1,184 @@
+"""Quality rules for the ``quality`` stage, one module per rule family.
+
+A rule is a small object with a ``Params`` model (its recipe key under ``quality:``) and a
+``check(view) -> RuleResult``: a boolean ``fail`` per row, the score columns it computed (written on
+kept rows too, so thresholds can be re-tuned with a query) and a human-readable detail per row.
+Rules never drop anything themselves; the stage combines them and gives every drop a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from curate.util.text import matching_text
+
+_NULL_STR = pa.scalar(None, pa.string())
+
+
+class RuleParams(BaseModel):
+    """Base of every rule's params. ``rule: false`` / ``rule: true`` is shorthand for ``enabled``."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(
+        True, description="Run this rule; the rule key set to true or false is shorthand."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bool_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {"enabled": value}
+        return value
+
+
+class OffByDefault(RuleParams):
+    enabled: bool = Field(
+        False,
+        description="Run this rule (off by default); the rule key set to true or false is shorthand.",
+    )
+
+
+@dataclass
+class RuleResult:
+    """What one rule found: ``fail`` per row, score columns, and a detail string per row."""
+
+    fail: pa.Array
+    scores: dict[str, pa.Array] = field(default_factory=dict)
+    detail: pa.Array | None = None
+    reason: pa.Array | str | None = None  # defaults to the rule's name
+
+
+class TextView:
+    """The text columns of a batch, prepared once and shared by every rule."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self.num_rows = table.num_rows
+
+    def column(self, name: str) -> pa.Array:
+        col = self.table.column(name)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        return pc.fill_null(col, "")
+
+    @cached_property
+    def instruction(self) -> pa.Array:
+        return self.column("instruction")
+
+    @cached_property
+    def input(self) -> pa.Array:
+        return self.column("input")
+
+    @cached_property
+    def output(self) -> pa.Array:
+        return self.column("output")
+
+    @cached_property
+    def assistant(self) -> pa.Array:
+        """Every assistant turn of a conversation joined (the output for single-turn rows)."""
+        messages = self.table.column("messages").combine_chunks()
+        if messages.null_count == len(messages):
+            return self.output
+        flat = pc.list_flatten(messages)
+        is_assistant = pc.equal(flat.field("role"), "assistant")
+        return turns_text(messages, is_assistant, self.output)
+
+    @cached_property
+    def output_stripped(self) -> pa.Array:
+        return pc.utf8_trim_whitespace(self.output)
+
+    def words(self, name: str) -> pa.Array:
+        return _word_counts(getattr(self, name))
+
+    @cached_property
+    def output_words(self) -> pa.Array:
+        return _word_counts(self.output)
+
+    @cached_property
+    def output_matching(self) -> pa.Array:
+        return matching_text(self.output)
+
+    @cached_property
+    def instruction_matching(self) -> pa.Array:
+        return matching_text(self.instruction)
+
+    @cached_property
+    def input_matching(self) -> pa.Array:
+        return matching_text(self.input)
+
+
+def _word_counts(values: pa.Array) -> pa.Array:
+    return pc.count_substring_regex(values, r"\S+")
+
+
+def turns_text(messages: pa.Array, selected: pa.Array, fallback: pa.Array) -> pa.Array:
+    """The selected turns of each conversation joined by blank lines; ``fallback`` where no messages.
+
+    (``binary_join`` yields null for a list holding a null, so unselected turns become "" instead.)
+    """
+    flat = pc.list_flatten(messages)
+    content = pc.if_else(selected, flat.field("content"), "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(messages.offsets, content), "\n\n")
+    return pc.fill_null(pc.if_else(pc.is_null(messages), fallback, joined), "")
+
+
+class Rule:
+    """One quality rule. Subclasses set ``name`` (the recipe key and default reason) and ``Params``."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[RuleParams]] = RuleParams
+
+    def __init__(self, params: RuleParams) -> None:
+        self.params = params
+
+    def check(self, view: TextView) -> RuleResult:
+        raise NotImplementedError
+
+
+def detail_where(fail: pa.Array, text: pa.Array | str) -> pa.Array:
+    """Detail strings on failing rows, null elsewhere."""
+    if isinstance(text, str):
+        text = pa.array([text] * len(fail), pa.string())
+    return pc.if_else(fail, text, _NULL_STR)
+
+
+def clip(values: pa.Array, width: int = 60) -> pa.Array:
+    """Short one-line excerpt for details."""
+    one_line = pc.replace_substring_regex(values, r"\s+", " ")
+    short = pc.utf8_slice_codeunits(one_line, 0, width)
+    longer = pc.greater(pc.utf8_length(one_line), width)
+    return pc.if_else(longer, pc.binary_join_element_wise(short, "…", ""), short)
+
+
+def compile_alternation(phrases: list[str]) -> str:
+    """A case-insensitive RE2 alternation with word boundaries; ``'`` matches straight or curly quotes."""
+    parts = []
+    for phrase in sorted({p.strip().lower() for p in phrases if p.strip()}, key=len, reverse=True):
+        escaped = _re2_escape(phrase).replace("'", "['’]")
+        escaped = escaped.replace(" ", r"\s+")
+        parts.append(escaped)
+    return r"(?i)\b(?P<m>" + "|".join(parts) + r")\b" if parts else r"(?P<m>$^)"
+
+
+def _re2_escape(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch.isalnum() or ch in " '’":
+            out.append(ch)
+        else:
+            out.append("\\" + ch)
+    return "".join(out)
+
+
+def first_match(values: pa.Array, pattern: str) -> pa.Array:
+    """The first match of a pattern with one named group ``m`` (null when none)."""
+    if len(values) == 0:
+        return pa.array([], pa.string())
+    extracted = pc.extract_regex(values, pattern)
+    return pc.if_else(pc.is_valid(extracted), pc.struct_field(extracted, [0]), _NULL_STR)

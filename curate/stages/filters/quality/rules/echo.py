@@ -1,0 +1,96 @@
+"""Outputs that just echo the instruction or the input."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curate.lib.decontam.ngrams import ngram_windows, split_words
+from curate.stages.filters.quality.rules import Rule, RuleParams, RuleResult, TextView, detail_where
+
+
+def bigram_jaccard(left: pa.Array, right: pa.Array) -> np.ndarray:
+    """Per row: Jaccard similarity of the word-bigram sets of two texts (1.0 when both match exactly).
+
+    Words are whitespace-separated tokens with their case and punctuation (NFKC only): fixing
+    "Print(x" to "print(x)" or adding a comma is an edit, not an echo. Word order matters (a
+    rearranged sentence is not an echo); one-word texts compare their word.
+    """
+    n = len(left)
+    both = pc.utf8_normalize(pa.concat_arrays([left, right]), "NFKC")
+    words = split_words(both, normalize=False)
+    lengths = words.lengths
+    ids = pc.dictionary_encode(words.words).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    bigrams = ngram_windows(words, 2, ids)
+    unigrams = ngram_windows(words, 1, ids)
+    # Rows with one word compare that word; longer rows compare bigrams.
+    use_uni = lengths[unigrams.rows] == 1
+    rows = np.concatenate([bigrams.rows, unigrams.rows[use_uni]])
+    hashes = np.concatenate([bigrams.hashes, unigrams.hashes[use_uni]])
+    side = rows >= n
+    pair = np.where(side, rows - n, rows)
+    # Distinct (pair, side, hash) triples, then count hashes present on both sides of a pair.
+    order = np.lexsort((side, hashes, pair))
+    pair, side, hashes = pair[order], side[order], hashes[order]
+    new = np.ones(len(pair), dtype=bool)
+    new[1:] = (pair[1:] != pair[:-1]) | (hashes[1:] != hashes[:-1]) | (side[1:] != side[:-1])
+    pair, side, hashes = pair[new], side[new], hashes[new]
+    size_left = np.bincount(pair[~side], minlength=n)
+    size_right = np.bincount(pair[side], minlength=n)
+    shared = np.zeros(n, dtype=np.int64)
+    if len(pair) > 1:
+        same = (pair[1:] == pair[:-1]) & (hashes[1:] == hashes[:-1])
+        shared = np.bincount(pair[1:][same], minlength=n)
+    union = size_left + size_right - shared
+    return np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+
+
+class Echo(Rule):
+    """The output repeats the instruction or the input instead of answering.
+
+    Score: ``quality_echo`` = the higher word-bigram Jaccard similarity of the output with the
+    instruction and with the input (1.0 = the same tokens in the same order; case and punctuation
+    count, so corrections are not echoes). Fails at ``max_similarity`` or above, for outputs of at
+    least ``min_words`` words; shorter outputs are scored but never rejected.
+    """
+
+    name: ClassVar[str] = "echo"
+
+    class Params(RuleParams):
+        max_similarity: float = Field(
+            0.95,
+            ge=0,
+            le=1,
+            description="Reject at this word-bigram Jaccard with the instruction or input, or above.",
+        )
+        min_words: int = Field(
+            1, ge=1, description="Outputs with fewer words than this are not judged."
+        )
+
+    params: Params
+
+    def check(self, view: TextView) -> RuleResult:
+        output = view.output
+        with_inst = bigram_jaccard(output, view.instruction)
+        with_input = bigram_jaccard(output, view.input)
+        score = np.round(np.maximum(with_inst, with_input), 4)
+        long_enough = pc.greater_equal(view.output_words, self.params.min_words).to_numpy(
+            zero_copy_only=False
+        )
+        fail_np = (score >= self.params.max_similarity) & long_enough
+        which = np.where(with_inst >= with_input, "instruction", "input")
+        detail = np.full(view.num_rows, None, dtype=object)
+        detail[fail_np] = [
+            f"output echoes the {w} (similarity {s:.2f})"
+            for w, s in zip(which[fail_np], score[fail_np], strict=True)
+        ]
+        fail = pa.array(fail_np)
+        return RuleResult(
+            fail,
+            {"quality_echo": pa.array(score)},
+            detail_where(fail, pa.array(detail, pa.string())),
+        )

@@ -1,0 +1,46 @@
+"""Merged-instruction leaks: the output runs on into the next generated task ("2. Instruction: …")."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pyarrow.compute as pc
+
+from curate.stages.filters.quality.rules import (
+    Rule,
+    RuleParams,
+    RuleResult,
+    TextView,
+    detail_where,
+    first_match,
+)
+
+# Self-Instruct/Alpaca generation artefacts: numbered task headers or prompt-format headers on a line
+# of their own inside the output.
+_LEAK = (
+    r"(?im)(?P<m>(?:^|\n)[ \t]*(?:"
+    r"\d{1,2}\s*[.):]\s*instruction\s*:"  # "2. Instruction:"
+    r"|#{2,4}\s*(?:instruction|input|response)\s*:?"  # "### Instruction:"
+    r"|instruction\s*:\s*\S"  # "Instruction: Write a poem…" on its own line
+    r"|<\|?(?:im_start|im_end|endoftext|user|assistant)\|?>"  # chat-template tokens
+    r"))"
+)
+
+
+class InstructionLeak(Rule):
+    """The output contains the start of another instruction (merged generations, template tokens).
+
+    Score: ``quality_leak_matches`` (number of leak markers in the output).
+    """
+
+    name: ClassVar[str] = "instruction_leak"
+
+    class Params(RuleParams):
+        pass
+
+    def check(self, view: TextView) -> RuleResult:
+        count = pc.count_substring_regex(view.assistant, _LEAK)
+        fail = pc.greater(count, 0)
+        found = pc.utf8_trim_whitespace(pc.fill_null(first_match(view.assistant, _LEAK), ""))
+        detail = pc.binary_join_element_wise("output continues with another task: ", found, "")
+        return RuleResult(fail, {"quality_leak_matches": count}, detail_where(fail, detail))

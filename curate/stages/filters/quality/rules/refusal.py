@@ -1,0 +1,76 @@
+"""Refusals and model-identity boilerplate in assistant output ("As an AI language model", "I cannot fulfill")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow.compute as pc
+from pydantic import Field
+
+from curate.errors import StageError
+from curate.stages.filters.quality.rules import (
+    Rule,
+    RuleParams,
+    RuleResult,
+    TextView,
+    compile_alternation,
+    detail_where,
+    first_match,
+)
+
+
+@lru_cache(maxsize=8)
+def load_phrases(path: str | None = None) -> tuple[str, ...]:
+    """Phrases from a file (one per line, ``#`` comments); default: the packaged ``refusal_phrases.txt``."""
+    if path is None:
+        text = (
+            resources.files("curate")
+            .joinpath("data/refusal_phrases.txt")
+            .read_text(encoding="utf-8")
+        )
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise StageError(
+                f"quality.refusal.phrases_file: {path} does not exist (one phrase per line)"
+            )
+        text = file.read_text(encoding="utf-8")
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+class Refusal(Rule):
+    """The assistant refuses or talks about being an AI model instead of answering.
+
+    Phrases come from ``curate/data/refusal_phrases.txt`` (or ``phrases_file``) plus ``extra_phrases``,
+    matched case-insensitively with word boundaries over every assistant turn. Score:
+    ``quality_refusal_matches`` (number of phrase hits).
+    """
+
+    name: ClassVar[str] = "refusal"
+
+    class Params(RuleParams):
+        phrases_file: str | None = Field(None, description="Replace the packaged phrase list.")
+        extra_phrases: list[str] = Field(
+            default_factory=list,
+            description="More phrases, added to the packaged list or phrases_file; matched case-insensitively as whole words.",
+        )
+
+    params: Params
+
+    def check(self, view: TextView) -> RuleResult:
+        phrases = [*load_phrases(self.params.phrases_file), *self.params.extra_phrases]
+        pattern = compile_alternation(phrases)
+        # "such as an AI assistant" is a topic, not the model speaking (RE2 has no look-behind).
+        such = r"(?i)\bsuch\s+" + pattern.removeprefix("(?i)")
+        count = pc.subtract(
+            pc.count_substring_regex(view.assistant, pattern),
+            pc.count_substring_regex(view.assistant, such),
+        )
+        fail = pc.greater(count, 0)
+        found = pc.fill_null(first_match(view.assistant, pattern), "")
+        detail = pc.binary_join_element_wise("refusal/identity phrase: ", found, "")
+        return RuleResult(fail, {"quality_refusal_matches": count}, detail_where(fail, detail))

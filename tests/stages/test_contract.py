@@ -1,0 +1,76 @@
+"""The shared battery every registered stage must pass (like scikit-learn's estimator checks)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from testutils import SAMPLES
+
+from curate.ingest import read_file
+from curate.records import RECORD_SCHEMA, REJECT_SCHEMA
+from curate.stages import get_stage, registry
+from curate.stages.base import StageParams
+
+STAGES = sorted(registry())
+
+
+def sample_table() -> pa.Table:
+    tables = [
+        read_file(SAMPLES / name, source=name.split(".")[0]).records
+        for name in ("alpaca.json", "dolly.jsonl", "sharegpt.json", "cot_gsm8k_train.tsv")
+    ]
+    return pa.concat_tables(tables)
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_defaults_construct_and_params_round_trip(name: str) -> None:
+    cls = registry()[name]
+    assert issubclass(cls.Params, StageParams)
+    assert cls.Params.model_config.get("extra") == "forbid"
+    stage = cls()
+    again = cls(stage.params.model_dump())
+    assert again.params == stage.params
+    assert name in repr(stage) or cls.__name__ in repr(stage)
+    assert get_stage(cls.key()) is cls or get_stage(name) is cls
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_unknown_param_is_rejected(name: str) -> None:
+    from curate.errors import StageError
+
+    with pytest.raises(StageError, match="no_such_param"):
+        registry()[name](no_such_param=1)
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_empty_input(name: str) -> None:
+    result = registry()[name]().run(RECORD_SCHEMA.empty_table())
+    assert result.kept.num_rows == 0
+    assert result.rejected.num_rows == 0
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_deterministic_and_every_drop_has_a_reason(name: str) -> None:
+    cls = registry()[name]
+    table = sample_table()
+    first = cls().run(table)
+    second = cls().run(table)
+    assert first.kept.equals(second.kept)
+    assert first.rejected.equals(second.rejected)
+    rejected = first.rejected
+    assert rejected.schema == REJECT_SCHEMA
+    if rejected.num_rows:
+        assert rejected.column("stage").null_count == 0
+        assert rejected.column("reason").null_count == 0
+        assert set(rejected.column("stage").to_pylist()) == {cls.name}
+    if cls.kind != "map":
+        assert first.kept.num_rows + rejected.num_rows == table.num_rows
+
+
+def test_registry_resolves_versions_and_lists_names_on_typos() -> None:
+    from curate.errors import StageError
+
+    assert get_stage("exact_dedup").name == "exact_dedup_v1"
+    assert get_stage("normalize_v1").name == "normalize_v1"
+    with pytest.raises(StageError, match=r"available stages: .*exact_dedup"):
+        get_stage("exact_dedupe")
