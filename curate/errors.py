@@ -41,3 +41,9 @@ class TemplateError(CurateError):
     """A template file is invalid, references a missing field, or tries to escape the sandbox."""
 
     exit_code = 2
+
+
+class ExportError(RunDirError):
+    """A run cannot be exported (not a run, incomplete, bad format) or pushed to the Hub."""
+
+    exit_code = 1

@@ -68,6 +68,18 @@ class Recipe(BaseModel):
         None, ge=1, description="Processes for per-batch stages; default: all cores."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # The name is a folder under runs/: '.', '..' or a path would write (and, with --force,
+        # replace) something that is not this run's own directory.
+        if value in (".", "..") or value.startswith(".") or any(c in value for c in "/\\\0"):
+            raise ValueError(
+                f"run name {value!r} must be a plain folder name (no '/', '\\', leading '.'); "
+                "use `output:` to choose where the run is written"
+            )
+        return value
+
     @field_validator("sources")
     @classmethod
     def _unique_names(cls, value: list[SourceConfig]) -> list[SourceConfig]:

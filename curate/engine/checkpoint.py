@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.errors import RunDirError
-from curate.run.layout import write_parquet
+from curate.run.writer import write_parquet
+from curate.stages.base import Stage
+
+SUCCESS = "_SUCCESS"
 
 _writes = 0
 
@@ -91,3 +95,51 @@ def read_json(path: Path) -> Any:
 
 def read_table(path: Path) -> pa.Table:
     return pq.read_table(path)
+
+
+class StageDir:
+    """One stage's checkpoint folder: a part, its rejects and its stats file per shard."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def part(self, batch: int) -> Path:
+        return self.path / f"part-{batch:05d}.parquet"
+
+    def rejects(self, batch: int) -> Path:
+        return self.path / "rejects" / f"part-{batch:05d}.parquet"
+
+    def stats(self, batch: int) -> Path:
+        return self.path / f"part-{batch:05d}.json"
+
+    @property
+    def done(self) -> bool:
+        return (self.path / SUCCESS).is_file()
+
+    def success(self) -> dict[str, Any]:
+        result: dict[str, Any] = read_json(self.path / SUCCESS)
+        return result
+
+    def reject_parts(self) -> list[Path]:
+        directory = self.path / "rejects"
+        return sorted(directory.glob("part-*.parquet")) if directory.is_dir() else []
+
+
+class ShardParts:
+    """Re-iterable view of a stage's shards, read one at a time."""
+
+    def __init__(self, stage_dir: StageDir, count: int) -> None:
+        self.stage_dir = stage_dir
+        self.count = count
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        for batch in range(self.count):
+            yield read_table(self.stage_dir.part(batch))
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def stage_label(index: int, stage: Stage) -> str:
+    """A stage's checkpoint folder name: ``01-normalize_v1``."""
+    return f"{index:02d}-{stage.name}"

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import platform
 from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from curate.ingest.sources import source_files
+from curate.recipe import Recipe
+from curate.stages.base import Stage
 
 _PACKAGES = (
     "curate",
@@ -28,3 +37,59 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def input_fingerprints(recipe: Recipe, base_dir: Path | None) -> list[list[Any]]:
+    """(path, size, mtime) of every input: a resume must see the same inputs."""
+    entries: list[list[Any]] = []
+    for source in recipe.sources:
+        for path in source_files(source, base_dir)[0]:
+            stat = path.stat()
+            entries.append([source.name, str(path), stat.st_size, stat.st_mtime_ns])
+    return entries
+
+
+def run_key(recipe: Recipe, strict: bool, base_dir: Path | None) -> str:
+    payload = {
+        "recipe": recipe.to_dict(),
+        "strict": strict,
+        "inputs": input_fingerprints(recipe, base_dir),
+        "curate": package_versions()["curate"],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def python_version() -> str:
+    return platform.python_version()
+
+
+def stage_entry(
+    index: int,
+    stage: Stage,
+    rows_in: int,
+    rows_out: int,
+    dropped: dict[str, int],
+    seconds: float,
+    info: Any = None,
+) -> dict[str, Any]:
+    """One stage's line in the manifest's ``stages`` (the funnel): the same for every engine."""
+    entry: dict[str, Any] = {
+        "index": index,
+        "name": stage.name,
+        "key": stage.key(),
+        "kind": stage.kind,
+        "params": stage.params.model_dump(mode="json"),
+        "rows_in": rows_in,
+        "rows_out": rows_out,
+        "dropped": dict(sorted(dropped.items())),
+        "seconds": round(seconds, 3),
+    }
+    if info is not None:
+        entry["info"] = info
+    return entry
+
+
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    for reason, count in counts.items():
+        total[reason] = total.get(reason, 0) + count
+    return total

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from curate.engine.manifest import add_counts, stage_entry
 from curate.records import REJECT_SCHEMA, empty_records
 from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
 
@@ -56,22 +57,16 @@ class Pipeline:
             rejects.extend(stage_rejects)
             dropped: dict[str, int] = {}
             for r in stage_rejects:
-                for reason, count in reason_counts(r).items():
-                    dropped[reason] = dropped.get(reason, 0) + count
-            entry = {
-                "index": index,
-                "name": stage.name,
-                "key": stage.key(),
-                "kind": stage.kind,
-                "params": stage.params.model_dump(mode="json"),
-                "rows_in": rows_in,
-                "rows_out": sum(b.num_rows for b in batches),
-                "dropped": dict(sorted(dropped.items())),
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-            info = stage.manifest_info()
-            if info is not None:
-                entry["info"] = info
+                add_counts(dropped, reason_counts(r))
+            entry = stage_entry(
+                index,
+                stage,
+                rows_in,
+                sum(b.num_rows for b in batches),
+                dropped,
+                time.perf_counter() - started,
+                stage.manifest_info(),
+            )
             stats.append(entry)
             log(
                 f"stage {index} {stage.name}: {entry['rows_in']} -> {entry['rows_out']} rows {entry['dropped'] or ''}"

@@ -38,9 +38,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.engine.checkpoint import read_table
-from curate.engine.local import LocalExecutor, StageDir, _Parts, _process_shard, apply_shards
+from curate.engine.checkpoint import ShardParts, StageDir, read_json, read_table
+from curate.engine.executor import Executor
 from curate.engine.progress import Reporter
+from curate.engine.shards import apply_shards, process_shard
 from curate.errors import CurateError
 from curate.stages.base import GlobalStage, SplitFitStage, Stage
 
@@ -72,7 +73,7 @@ class _ShardMapper:
     def __call__(self, shards: Any) -> Any:
         rows = []
         for batch in shards.column("batch").to_pylist():
-            stats = _process_shard(self.stage, self.source.part(batch), self.target, batch)
+            stats = process_shard(self.stage, self.source.part(batch), self.target, batch)
             rows.append(
                 {
                     "batch": batch,
@@ -96,10 +97,10 @@ def _fit_apply(
     ``(pairs, band_rows)`` when given), then apply shard by shard."""
     source_dir, target_dir = StageDir(Path(source)), StageDir(Path(target))
     if split is None:
-        stage.fit(_Parts(source_dir, batches))
+        stage.fit(ShardParts(source_dir, batches))
     else:
         assert isinstance(stage, SplitFitStage)
-        stage.fit_pairs(_Parts(source_dir, batches), *split)
+        stage.fit_pairs(ShardParts(source_dir, batches), *split)
     shard_stats = apply_shards(stage, source_dir, target_dir, batches)
     if shard_stats:
         result = stage.manifest_info()
@@ -175,8 +176,10 @@ def check_whole_parts(parts: list[np.ndarray]) -> None:
         raise SplitPartError("Ray's keyed repartition split a band partition between blocks")
 
 
-class RayExecutor(LocalExecutor):
+class RayExecutor(Executor):
     """Runs a recipe on Ray (a cluster at ``address`` / ``RAY_ADDRESS``, or a local instance)."""
+
+    engine_name = "ray"
 
     def __init__(
         self,
@@ -207,13 +210,10 @@ class RayExecutor(LocalExecutor):
                     f"cannot start or reach Ray ({address or 'local'}): {exc}"
                 ) from None
         self.ray.data.DataContext.get_current().execution_options.preserve_order = True
-        self.engine_name = "ray"
 
     def _run_per_batch(
         self, stage: Stage, source: StageDir, target: StageDir, batches: int, label: str
     ) -> list[dict[str, Any]]:
-        from curate.engine.checkpoint import read_json
-
         pending = [b for b in range(batches) if not target.stats(b).is_file()]
         self.reporter.start(label, total=batches)
         if pending:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from curate.engine.executor import Executor, RunResult
+from curate.engine.local import LocalExecutor
 from curate.engine.progress import Reporter
 from curate.errors import CurateError
 from curate.recipe import Recipe
-
-
-@dataclass
-class RunResult:
-    out_dir: Path
-    manifest: dict[str, Any]
-    up_to_date: bool = False
 
 
 def run_recipe(
@@ -34,12 +27,11 @@ def run_recipe(
     Re-running after a crash resumes from the checkpoints; a finished run with the same recipe and
     inputs is left as is; ``force`` starts over.
     """
-    from curate.engine.local import LocalExecutor
-
     engine = engine or recipe.engine
     workers = workers if workers is not None else recipe.workers
-    executor: LocalExecutor
+    executor: Executor
     if engine == "ray":
+        # Ray is imported only when asked for.
         from curate.engine.ray_engine import RayExecutor
 
         executor = RayExecutor(address=recipe.ray_address, workers=workers, reporter=reporter)
@@ -47,8 +39,7 @@ def run_recipe(
         executor = LocalExecutor(workers=workers, reporter=reporter)
     else:
         raise CurateError(f"unknown engine {engine!r}; expected local or ray")
-    result = executor.run(recipe, out=out, force=force, strict=strict, recipe_path=recipe_path)
-    return RunResult(result.out_dir, result.manifest, result.up_to_date)
+    return executor.run(recipe, out=out, force=force, strict=strict, recipe_path=recipe_path)
 
 
 __all__ = ["RunResult", "run_recipe"]

@@ -35,9 +35,10 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.errors import CurateError, RunDirError
+from curate.errors import ExportError, RunDirError
 from curate.records import RECORD_SCHEMA
-from curate.run.layout import MANIFEST, ROW_GROUP_ROWS, dataset_writer
+from curate.run.layout import RunDir, partial_path, publish
+from curate.run.writer import ROW_GROUP_ROWS, dataset_writer
 
 ExportFormat = Literal["parquet", "jsonl", "hf"]
 FORMATS: tuple[str, ...] = ("parquet", "jsonl", "hf")
@@ -108,10 +109,6 @@ _SIZE_CATEGORIES = (
 )
 
 
-class ExportError(CurateError):
-    """A run cannot be exported (not a run, incomplete, bad format) or pushed to the Hub."""
-
-
 @dataclass(frozen=True)
 class ExportResult:
     """What :func:`export_run` wrote."""
@@ -150,7 +147,7 @@ def export_run(
             "where): nothing to export"
         )
     _check_target(run_dir, to, overwrite)
-    partial = to.parent / f".{to.name}.partial"
+    partial = partial_path(to)
     if partial.exists():
         shutil.rmtree(partial)
     try:
@@ -173,7 +170,9 @@ def export_run(
             ingest_reasons=ingest_reasons(run_dir, manifest),
         )
         (partial / CARD).write_text(card, encoding="utf-8")
-        _publish(partial, to)
+        if to.is_dir() and not any(to.iterdir()):
+            to.rmdir()
+        publish(partial, to)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -230,47 +229,7 @@ def push_to_hub(
 
 def open_run(run_dir: Path) -> tuple[dict[str, Any], list[Path]]:
     """The manifest and data files of a complete run, or an ExportError that says what is wrong."""
-    partial = run_dir.parent / f".{run_dir.name}.partial"
-    if run_dir.name.startswith(".") and run_dir.name.endswith(".partial"):
-        raise ExportError(
-            f"{run_dir} is an unfinished run; run its recipe again to finish it, then export "
-            f"the finished run directory"
-        )
-    if not run_dir.exists():
-        if partial.exists():
-            raise ExportError(
-                f"{run_dir} is not finished yet ({partial} holds an interrupted run); run the "
-                "same recipe again to finish it"
-            )
-        raise ExportError(f"{run_dir} does not exist; pass a run directory written by `curate run`")
-    if not run_dir.is_dir():
-        raise ExportError(f"{run_dir} is a file; pass a run directory written by `curate run`")
-    manifest_path = run_dir / MANIFEST
-    if not manifest_path.is_file():
-        if (run_dir / "stages").is_dir() or (run_dir / "run.json").is_file():
-            raise ExportError(
-                f"{run_dir} is an incomplete run (no {MANIFEST}); run its recipe again to finish it"
-            )
-        raise ExportError(
-            f"{run_dir} is not a curate run directory (no {MANIFEST}); pass the directory "
-            "`curate run` wrote (the recipe's `output`, e.g. runs/demo)"
-        )
-    try:
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"cannot read {manifest_path}: {exc}") from None
-    listed = manifest.get("outputs", {}).get("data_files")
-    if listed is None:
-        files = sorted((run_dir / "data").glob("*.parquet"))
-    else:
-        files = [run_dir / name for name in listed]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing or not files:
-        raise ExportError(
-            f"{run_dir} is incomplete: data files missing ({', '.join(missing) or 'data/*.parquet'}); "
-            "run its recipe again with --force to rebuild it"
-        )
-    return manifest, files
+    return RunDir(run_dir).open(error=ExportError)
 
 
 def chat_messages(record: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -523,21 +482,6 @@ def _check_target(run_dir: Path, to: Path, overwrite: bool) -> None:
         raise RunDirError(f"{to} exists and is a file; pass a directory for --to")
     if to.is_dir() and any(to.iterdir()) and not overwrite:
         raise RunDirError(f"{to} exists and is not empty; pass --force to replace it")
-
-
-def _publish(partial: Path, to: Path) -> None:
-    """Replace ``to`` with the finished ``partial`` (the old folder is removed only afterwards)."""
-    if to.is_dir():
-        if any(to.iterdir()):
-            old = to.parent / f".{to.name}.old"
-            if old.exists():
-                shutil.rmtree(old)
-            to.rename(old)
-            partial.rename(to)
-            shutil.rmtree(old)
-            return
-        to.rmdir()
-    partial.rename(to)
 
 
 # ---------------------------------------------------------------------------------------- the card

@@ -1,75 +1,193 @@
-"""Run directory constants and the deterministic parquet writer.
+"""The run directory: its layout, its unfinished twin, opening it and publishing it.
 
-``runs/<name>/`` holds ``data/part-*.parquet``, ``rejects/part-*.parquet``, ``stages/`` and
-``manifest.json``. A reader never sees a half-written run: until the final rename the work lives in
-``runs/.<name>.partial`` (see :mod:`curate.engine.local`).
+``runs/<name>/`` holds ``data/part-*.parquet``, ``rejects/part-*.parquet``, ``stages/``,
+``manifest.json``, ``report.html`` and ``README.md``. A reader never sees a half-written run:
+until :func:`publish` renames it, the work lives in ``runs/.<name>.partial``. Every module that
+reads or writes a run directory goes through :class:`RunDir`.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from curate.errors import CurateError, RunDirError
 
-ROW_GROUP_ROWS = 100_000
-ROWS_PER_FILE = 1_000_000
 MANIFEST = "manifest.json"
 RUN_CARD = "README.md"
+REPORT = "report.html"
+RUN_STATE = "run.json"
+
+
+def partial_path(path: Path) -> Path:
+    """Where ``path`` is built until it is complete: ``.<name>.partial`` beside it."""
+    return path.parent / f".{path.name}.partial"
+
+
+class RunDir:
+    """One run directory (finished or not) and the paths inside it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def partial(self) -> Path:
+        return partial_path(self.path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.path / "rejects"
+
+    @property
+    def stages_dir(self) -> Path:
+        return self.path / "stages"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT
+
+    @property
+    def card_path(self) -> Path:
+        return self.path / RUN_CARD
+
+    def is_complete(self) -> bool:
+        return self.manifest_path.is_file() and self.data_dir.is_dir()
+
+    def is_unfinished(self) -> bool:
+        """An interrupted run's work folder (stages and the run key, no manifest yet)."""
+        return self.stages_dir.is_dir() or (self.path / RUN_STATE).is_file()
+
+    def is_curate_run(self) -> bool:
+        """A finished run curate wrote: its manifest names a run key."""
+        if not self.is_complete():
+            return False
+        try:
+            manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(manifest, dict) and "run_key" in manifest
+
+    def is_curate_partial(self) -> bool:
+        """An unfinished run's work folder that curate made (it holds the run key)."""
+        state = self.path / RUN_STATE
+        if not state.is_file():
+            return False
+        try:
+            return "run_key" in json.loads(state.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            return False
+
+    def check_replaceable(self) -> None:
+        """Refuse to replace anything but a run curate wrote (or an empty directory).
+
+        ``--force`` replaces a previous run; it never deletes a user's folder, a file, the working
+        directory or one of its parents.
+        """
+        path = self.path
+        if not path.exists() and not path.is_symlink():
+            return
+        resolved, cwd = path.resolve(), Path.cwd().resolve()
+        if resolved == cwd or cwd.is_relative_to(resolved):
+            raise RunDirError(
+                f"{path} is the working directory or one of its parents; "
+                "choose a run directory of its own (--out runs/NAME)"
+            )
+        if path.is_symlink() or not path.is_dir():
+            raise RunDirError(
+                f"{path} exists and is not a directory; curate replaces only run directories it "
+                "wrote: choose another --out or remove it yourself"
+            )
+        if self.is_curate_run() or not any(path.iterdir()):
+            return
+        raise RunDirError(
+            f"{path} exists and is not a curate run directory (no {MANIFEST} with a run key); "
+            "--force replaces only runs curate wrote: choose another --out or remove it yourself"
+        )
+
+    def load_manifest(self) -> dict[str, Any]:
+        if not self.is_complete():
+            raise RunDirError(
+                f"{self.path} is not a complete curate run directory (no {MANIFEST} or data/)"
+            )
+        result: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        return result
+
+    def open(self, error: type[CurateError] = RunDirError) -> tuple[dict[str, Any], list[Path]]:
+        """The manifest and data files of a complete run, or ``error`` saying what is wrong."""
+        run_dir, partial = self.path, self.partial
+        if run_dir.name.startswith(".") and run_dir.name.endswith(".partial"):
+            raise error(
+                f"{run_dir} is an unfinished run; run its recipe again to finish it, then use "
+                f"the finished run directory"
+            )
+        if not run_dir.exists():
+            if partial.exists():
+                raise error(
+                    f"{run_dir} is not finished yet ({partial} holds an interrupted run); run the "
+                    "same recipe again to finish it"
+                )
+            raise error(f"{run_dir} does not exist; pass a run directory written by `curate run`")
+        if not run_dir.is_dir():
+            raise error(f"{run_dir} is a file; pass a run directory written by `curate run`")
+        if not self.manifest_path.is_file():
+            if self.is_unfinished():
+                raise error(
+                    f"{run_dir} is an incomplete run (no {MANIFEST}); run its recipe again to finish it"
+                )
+            raise error(
+                f"{run_dir} is not a curate run directory (no {MANIFEST}); pass the directory "
+                "`curate run` wrote (the recipe's `output`, e.g. runs/demo)"
+            )
+        try:
+            manifest: dict[str, Any] = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise error(f"cannot read {self.manifest_path}: {exc}") from None
+        listed = manifest.get("outputs", {}).get("data_files")
+        if listed is None:
+            files = sorted(self.data_dir.glob("*.parquet"))
+        else:
+            files = [run_dir / name for name in listed]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing or not files:
+            raise error(
+                f"{run_dir} is incomplete: data files missing ({', '.join(missing) or 'data/*.parquet'}); "
+                "run its recipe again with --force to rebuild it"
+            )
+        return manifest, files
 
 
 def is_complete_run(path: Path) -> bool:
-    return (path / MANIFEST).is_file() and (path / "data").is_dir()
+    return RunDir(path).is_complete()
 
 
-# Low-cardinality columns get dictionary encoding; long free text does not (it only slows reads).
-DICTIONARY_COLUMNS = (
-    "source",
-    "source_format",
-    "source_file",
-    "license",
-    "task",
-    "category",
-    "task_source",
-    "lang",
-    "template_id",
-    "template_type",
-    "stage",
-    "reason",
-)
-
-
-def dictionary_columns(schema: pa.Schema) -> list[str]:
-    return [name for name in DICTIONARY_COLUMNS if name in schema.names]
-
-
-def write_parquet(table: pa.Table, path: Path, checkpoint: bool = False) -> None:
-    """Deterministic parquet: same table -> same bytes (no timestamps, fixed options).
-
-    Checkpoints between stages favour speed (lz4); published data favours size (zstd).
-    """
-    pq.write_table(
-        table,
-        path,
-        compression="lz4" if checkpoint else "zstd",
-        row_group_size=ROW_GROUP_ROWS,
-        use_dictionary=dictionary_columns(table.schema),
-        write_statistics=True,
-        store_schema=True,
-    )
-
-
-def dataset_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    """The writer for published parquet (a run's data/rejects, exports): the same options always."""
-    return pq.ParquetWriter(
-        path,
-        schema,
-        compression="zstd",
-        use_dictionary=dictionary_columns(schema),
-        write_statistics=True,
-        store_schema=True,
-    )
+def publish(partial: Path, final: Path) -> None:
+    """Replace ``final`` with the finished ``partial``: two renames, the old folder is removed
+    only once the new one is in place."""
+    trash = None
+    try:
+        if final.exists():
+            trash = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(final, trash)
+        os.rename(partial, final)
+    except OSError as exc:
+        raise RunDirError(f"cannot publish {final}: {exc.strerror or exc}") from None
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def run_card(manifest: dict[str, Any]) -> str:

@@ -9,17 +9,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from curate.errors import CurateError, RunDirError
-from curate.run.layout import MANIFEST, is_complete_run
+from curate.errors import CurateError
+from curate.run.layout import RunDir
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
-    if not is_complete_run(run_dir):
-        raise RunDirError(
-            f"{run_dir} is not a complete curate run directory (no {MANIFEST} or data/)"
-        )
-    result: dict[str, Any] = json.loads((run_dir / MANIFEST).read_text())
-    return result
+    return RunDir(run_dir).load_manifest()
 
 
 def stages_table(manifest: dict[str, Any]) -> pa.Table:

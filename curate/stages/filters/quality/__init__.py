@@ -18,33 +18,33 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import Field, create_model
 
 from curate.stages.base import Decision, FilterStage, StageParams
-from curate.stages.filters.quality.rules import Rule, RuleResult, TextView
-from curate.stages.filters.quality.rules.content import EmptyOutput, MinLength, PlaceholderOutput
-from curate.stages.filters.quality.rules.context import MissingAttachment, UrlOnlyInput
-from curate.stages.filters.quality.rules.echo import Echo
-from curate.stages.filters.quality.rules.leaks import InstructionLeak
-from curate.stages.filters.quality.rules.optional import CharRatio, CustomRegex, LengthRatio
-from curate.stages.filters.quality.rules.refusal import Refusal
-from curate.stages.filters.quality.rules.repetition import Repetition
+from curate.stages.filters.quality.rules import Rule, RuleResult, TextView, discover_rules
 
-# Evaluation order = reason priority: a row failing several rules is rejected for the first.
-RULES: tuple[type[Rule], ...] = (
-    EmptyOutput,
-    PlaceholderOutput,
-    MinLength,
-    UrlOnlyInput,
-    MissingAttachment,
-    InstructionLeak,
-    Refusal,
-    Echo,
-    Repetition,
-    LengthRatio,
-    CharRatio,
-    CustomRegex,
-)
+# Every rule under ``quality/rules/``, discovered; evaluation order = reason priority (``Rule.order``):
+# a row failing several rules is rejected for the first.
+RULES: tuple[type[Rule], ...] = discover_rules()
+
+
+def params_model(rules: tuple[type[Rule], ...]) -> type[StageParams]:
+    """The stage's ``Params``: one field per rule, keyed by ``rule.name``, typed by its ``Params``."""
+    fields: dict[str, Any] = {
+        rule.name: (
+            rule.Params,
+            Field(default_factory=rule.Params, description=rule.description),
+        )
+        for rule in rules
+    }
+    return create_model(
+        "Params",
+        __base__=StageParams,
+        __module__=__name__,
+        __qualname__="Quality.Params",
+        **fields,
+    )
+
 
 _NULL = pa.scalar(None, pa.string())
 
@@ -59,57 +59,7 @@ class Quality(FilterStage):
 
     name: ClassVar[str] = "quality_v1"
 
-    class Params(StageParams):
-        empty_output: EmptyOutput.Params = Field(
-            default_factory=EmptyOutput.Params,
-            description="Rejects empty or whitespace-only outputs (empty_output).",
-        )
-        placeholder_output: PlaceholderOutput.Params = Field(
-            default_factory=PlaceholderOutput.Params,
-            description="Rejects outputs that are a placeholder such as <nooutput> or N/A (placeholder_output).",
-        )
-        min_length: MinLength.Params = Field(
-            default_factory=MinLength.Params,
-            description="Rejects too-short instructions or outputs (instruction_too_short, output_too_short).",
-        )
-        url_only_input: UrlOnlyInput.Params = Field(
-            default_factory=UrlOnlyInput.Params,
-            description="Rejects rows whose input is only a URL (url_only_input).",
-        )
-        missing_attachment: MissingAttachment.Params = Field(
-            default_factory=MissingAttachment.Params,
-            description="Rejects prompts referring to an image, file or audio the record lacks (missing_attachment).",
-        )
-        instruction_leak: InstructionLeak.Params = Field(
-            default_factory=InstructionLeak.Params,
-            description="Rejects outputs running on into another task or chat-template tokens (instruction_leak).",
-        )
-        refusal: Refusal.Params = Field(
-            default_factory=Refusal.Params,
-            description="Rejects rows whose assistant turns refuse or speak as an AI model (refusal).",
-        )
-        echo: Echo.Params = Field(
-            default_factory=Echo.Params,
-            description="Rejects outputs that repeat the instruction or input (echo).",
-        )
-        repetition: Repetition.Params = Field(
-            default_factory=Repetition.Params,
-            description="Rejects long outputs with many repeated lines or word n-grams (repetition).",
-        )
-        length_ratio: LengthRatio.Params = Field(
-            default_factory=LengthRatio.Params,
-            description="Off by default: rejects outputs too short or long for the prompt, in words (length_ratio).",
-        )
-        char_ratio: CharRatio.Params = Field(
-            default_factory=CharRatio.Params,
-            description="Off by default: rejects outputs with too few letters or too many digits/symbols (char_ratio).",
-        )
-        regex: CustomRegex.Params = Field(
-            default_factory=CustomRegex.Params,
-            description="Off by default: rejects rows where a custom RE2 pattern matches (regex).",
-        )
-
-    params: Params
+    Params: ClassVar[type[StageParams]] = params_model(RULES)
 
     def rules(self) -> list[Rule]:
         """The enabled rules, in priority order."""

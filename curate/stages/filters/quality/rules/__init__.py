@@ -4,18 +4,25 @@ A rule is a small object with a ``Params`` model (its recipe key under ``quality
 ``check(view) -> RuleResult``: a boolean ``fail`` per row, the score columns it computed (written on
 kept rows too, so thresholds can be re-tuned with a query) and a human-readable detail per row.
 Rules never drop anything themselves; the stage combines them and gives every drop a reason.
+
+Rules are discovered (``discover_rules``): a ``Rule`` subclass with a ``name`` defined in any module
+of this package (not one starting with ``_``) is a recipe key of the stage, so adding a rule is one
+module and one test, with no list to edit.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from curate.errors import StageError
 from curate.util.text import matching_text
 
 _NULL_STR = pa.scalar(None, pa.string())
@@ -129,9 +136,13 @@ def turns_text(messages: pa.Array, selected: pa.Array, fallback: pa.Array) -> pa
 
 
 class Rule:
-    """One quality rule. Subclasses set ``name`` (the recipe key and default reason) and ``Params``."""
+    """One quality rule. Subclasses set ``name`` (the recipe key and default reason), ``Params``,
+    ``description`` (the recipe reference's text for the key) and ``order`` (the reason priority:
+    rules run by ``(order, name)`` and a row failing several is rejected for the first)."""
 
     name: ClassVar[str] = ""
+    order: ClassVar[int] = 1000
+    description: ClassVar[str] = ""
     Params: ClassVar[type[RuleParams]] = RuleParams
 
     def __init__(self, params: RuleParams) -> None:
@@ -182,3 +193,33 @@ def first_match(values: pa.Array, pattern: str) -> pa.Array:
         return pa.array([], pa.string())
     extracted = pc.extract_regex(values, pattern)
     return pc.if_else(pc.is_valid(extracted), pc.struct_field(extracted, [0]), _NULL_STR)
+
+
+@cache
+def discover_rules() -> tuple[type[Rule], ...]:
+    """Every named ``Rule`` subclass defined in a module of this package, sorted by ``(order, name)``.
+
+    Only classes defined in the package count (a rule imported into another module is found once, a
+    subclass defined elsewhere not at all); modules whose name starts with ``_`` are skipped.
+    """
+    found: dict[str, type[Rule]] = {}
+    for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+        if any(part.startswith("_") for part in info.name[len(__name__) + 1 :].split(".")):
+            continue
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if not (
+                isinstance(value, type)
+                and issubclass(value, Rule)
+                and value.name
+                and value.__module__ == module.__name__
+            ):
+                continue
+            other = found.setdefault(value.name, value)
+            if other is not value:
+                raise StageError(
+                    f"two quality rules share the name {value.name!r}: "
+                    f"{other.__module__}.{other.__qualname__} and "
+                    f"{value.__module__}.{value.__qualname__}"
+                )
+    return tuple(sorted(found.values(), key=lambda rule: (rule.order, rule.name)))

@@ -47,6 +47,8 @@ class EmptyOutput(Rule):
     """Empty or whitespace-only output. Score: ``quality_output_chars`` (stripped length)."""
 
     name: ClassVar[str] = "empty_output"
+    order: ClassVar[int] = 10
+    description: ClassVar[str] = "Rejects empty or whitespace-only outputs (empty_output)."
 
     class Params(RuleParams):
         pass
@@ -67,6 +69,10 @@ class PlaceholderOutput(Rule):
     """
 
     name: ClassVar[str] = "placeholder_output"
+    order: ClassVar[int] = 20
+    description: ClassVar[str] = (
+        "Rejects outputs that are a placeholder such as <nooutput> or N/A (placeholder_output)."
+    )
 
     class Params(RuleParams):
         phrases: list[str] = Field(
@@ -105,6 +111,10 @@ class MinLength(Rule):
     """
 
     name: ClassVar[str] = "min_length"
+    order: ClassVar[int] = 30
+    description: ClassVar[str] = (
+        "Rejects too-short instructions or outputs (instruction_too_short, output_too_short)."
+    )
 
     class Params(RuleParams):
         instruction_chars: int = Field(

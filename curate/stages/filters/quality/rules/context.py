@@ -51,6 +51,8 @@ class UrlOnlyInput(Rule):
     """
 
     name: ClassVar[str] = "url_only_input"
+    order: ClassVar[int] = 40
+    description: ClassVar[str] = "Rejects rows whose input is only a URL (url_only_input)."
 
     class Params(RuleParams):
         pass
@@ -71,6 +73,10 @@ class MissingAttachment(Rule):
     """
 
     name: ClassVar[str] = "missing_attachment"
+    order: ClassVar[int] = 50
+    description: ClassVar[str] = (
+        "Rejects prompts referring to an image, file or audio the record lacks (missing_attachment)."
+    )
 
     class Params(RuleParams):
         stub_input_words: int = Field(

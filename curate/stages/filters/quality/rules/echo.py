@@ -59,6 +59,8 @@ class Echo(Rule):
     """
 
     name: ClassVar[str] = "echo"
+    order: ClassVar[int] = 80
+    description: ClassVar[str] = "Rejects outputs that repeat the instruction or input (echo)."
 
     class Params(RuleParams):
         max_similarity: float = Field(

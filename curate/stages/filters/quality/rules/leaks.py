@@ -34,6 +34,10 @@ class InstructionLeak(Rule):
     """
 
     name: ClassVar[str] = "instruction_leak"
+    order: ClassVar[int] = 60
+    description: ClassVar[str] = (
+        "Rejects outputs running on into another task or chat-template tokens (instruction_leak)."
+    )
 
     class Params(RuleParams):
         pass

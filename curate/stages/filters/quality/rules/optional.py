@@ -30,6 +30,10 @@ class LengthRatio(Rule):
     """
 
     name: ClassVar[str] = "length_ratio"
+    order: ClassVar[int] = 100
+    description: ClassVar[str] = (
+        "Off by default: rejects outputs too short or long for the prompt, in words (length_ratio)."
+    )
 
     class Params(OffByDefault):
         min_ratio: float = Field(
@@ -73,6 +77,10 @@ class CharRatio(Rule):
     """
 
     name: ClassVar[str] = "char_ratio"
+    order: ClassVar[int] = 110
+    description: ClassVar[str] = (
+        "Off by default: rejects outputs with too few letters or too many digits/symbols (char_ratio)."
+    )
 
     class Params(OffByDefault):
         min_alpha: float = Field(
@@ -140,6 +148,10 @@ class CustomRegex(Rule):
     matches one of ``fields``. Score: ``quality_regex_matches``."""
 
     name: ClassVar[str] = "regex"
+    order: ClassVar[int] = 120
+    description: ClassVar[str] = (
+        "Off by default: rejects rows where a custom RE2 pattern matches (regex)."
+    )
 
     class Params(OffByDefault):
         patterns: list[str] = Field(

@@ -51,6 +51,10 @@ class Refusal(Rule):
     """
 
     name: ClassVar[str] = "refusal"
+    order: ClassVar[int] = 70
+    description: ClassVar[str] = (
+        "Rejects rows whose assistant turns refuse or speak as an AI model (refusal)."
+    )
 
     class Params(RuleParams):
         phrases_file: str | None = Field(None, description="Replace the packaged phrase list.")

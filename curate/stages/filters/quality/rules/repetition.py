@@ -39,6 +39,10 @@ class Repetition(Rule):
     """
 
     name: ClassVar[str] = "repetition"
+    order: ClassVar[int] = 90
+    description: ClassVar[str] = (
+        "Rejects long outputs with many repeated lines or word n-grams (repetition)."
+    )
 
     class Params(RuleParams):
         min_words: int = Field(

@@ -1,0 +1,378 @@
+"""The run loop both engines share: checkpoints, resume, manifest and the published run directory.
+
+Layout of a run in progress (``runs/.<name>.partial``), renamed to ``runs/<name>`` when complete::
+
+    run.json                         the run key (recipe + inputs): a resume must match it
+    stages/00-ingest/part-NNNNN.parquet   one part per batch (sharding fixed at ingest)
+    stages/00-ingest/rejects/...          rows that could not be parsed
+    stages/01-normalize_v1/part-NNNNN.parquet + part-NNNNN.json (the shard's stats, written last)
+    stages/<nn>-<stage>/_SUCCESS          the stage is complete (its stats)
+    data/, rejects/, manifest.json        written last, then report.html
+
+Per-batch stages run shard by shard (a shard whose stats file exists is done and is skipped on
+resume). Global stages (dedup, mix) ``fit`` over every shard read back from disk (memory is bounded
+by the batch size plus the stage's own state) and are redone as a whole if a run stopped inside
+them. Every write is atomic, so a SIGKILL at any point leaves a state resume can use. How shards are
+scheduled (a process pool, Ray) is the engine's: :mod:`curate.engine.local`,
+:mod:`curate.engine.ray_engine`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from curate.engine.checkpoint import (
+    SUCCESS,
+    StageDir,
+    read_json,
+    stage_label,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from curate.engine.manifest import (
+    add_counts,
+    package_versions,
+    python_version,
+    run_key,
+    stage_entry,
+)
+from curate.engine.progress import Reporter
+from curate.errors import CurateError, RunDirError
+from curate.ingest.sources import read_source
+from curate.recipe import Recipe
+from curate.records import REJECT_SCHEMA
+from curate.run.funnel import source_accounting
+from curate.run.layout import MANIFEST, RUN_CARD, RunDir, publish, run_card
+from curate.run.writer import write_dataset
+from curate.stages.base import GlobalStage, Stage
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+    up_to_date: bool = False
+
+
+class Executor:
+    """The run loop every engine shares: run directory, ingest, stages in order, manifest,
+    report, publish. Engines implement how a stage's shards run (``_run_per_batch``,
+    ``_run_global``)."""
+
+    engine_name = ""
+
+    def __init__(self, workers: int | None = None, reporter: Reporter | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.reporter = reporter or Reporter(quiet=True)
+
+    # ------------------------------------------------------------------ public
+    def run(
+        self,
+        recipe: Recipe,
+        *,
+        out: Path | None = None,
+        force: bool = False,
+        strict: bool | None = None,
+        recipe_path: Path | None = None,
+    ) -> RunResult:
+        started_at = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        stages = recipe.build_stages()  # a bad stage config fails before any work
+        for stage in stages:
+            stage.prepare()  # and so does a bad stage input (e.g. a benchmark file)
+        strict = recipe.strict if strict is None else strict
+        final = Path(out) if out is not None else recipe.output_dir()
+        base_dir = recipe_path.parent if recipe_path is not None else None
+        key = run_key(recipe, strict, base_dir)
+        run_dir = RunDir(final)
+        partial = run_dir.partial
+
+        if final.exists() and not force and run_dir.is_curate_run():
+            manifest = run_dir.load_manifest()
+            if manifest.get("run_key") == key:
+                self.reporter.info(
+                    f"{final} is up to date (same recipe and inputs); nothing to do"
+                )
+                return RunResult(final, manifest, up_to_date=True)
+            raise RunDirError(
+                f"{final} already exists from a different recipe or inputs; pass --force to replace it (or --out to write elsewhere)"
+            )
+        # Only what curate wrote is ever deleted: a previous run, or its own unfinished twin.
+        run_dir.check_replaceable()
+        if partial.exists() and not RunDir(partial).is_curate_partial():
+            if partial.is_dir() and not any(partial.iterdir()):
+                partial.rmdir()
+            else:
+                raise RunDirError(
+                    f"{partial} exists and is not an unfinished curate run; remove it yourself or "
+                    "choose another --out"
+                )
+        if force and partial.exists():
+            shutil.rmtree(partial)
+        state = partial / "run.json"
+        if partial.exists():
+            previous = read_json(state) if state.is_file() else {}
+            if previous.get("run_key") != key:
+                self.reporter.info(
+                    f"discarding an unfinished run in {partial}: its recipe or inputs differ"
+                )
+                shutil.rmtree(partial)
+            else:
+                self.reporter.info(f"resuming the unfinished run in {partial}")
+        try:
+            partial.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create {partial}: {exc.strerror or exc}") from None
+        if not state.is_file():
+            write_json_atomic({"run_key": key, "name": recipe.name}, state)
+
+        ingest = self._ingest(recipe, partial, strict, base_dir, stages)
+        batches = int(ingest["batches"])
+        previous_dir = StageDir(partial / "stages" / "00-ingest")
+        stage_stats: list[dict[str, Any]] = []
+        for index, stage in enumerate(stages, start=1):
+            target = StageDir(partial / "stages" / stage_label(index, stage))
+            stats = self._run_stage(index, stage, previous_dir, target, batches)
+            stage_stats.append(stats)
+            previous_dir = target
+
+        manifest = self._finish(
+            recipe,
+            partial,
+            previous_dir,
+            stages,
+            ingest,
+            stage_stats,
+            batches,
+            key,
+            started_at,
+            t0,
+            recipe_path,
+        )
+        self._write_report(partial)
+        self._publish(partial, final)
+        return RunResult(final, manifest)
+
+    # ------------------------------------------------------------------ ingest
+    def _ingest(
+        self,
+        recipe: Recipe,
+        partial: Path,
+        strict: bool,
+        base_dir: Path | None,
+        stages: list[Stage],
+    ) -> dict[str, Any]:
+        target = StageDir(partial / "stages" / "00-ingest")
+        if target.done:
+            self.reporter.info("ingest: complete (checkpoint)")
+            return target.success()
+        if target.path.exists():
+            shutil.rmtree(target.path)
+        started = time.perf_counter()
+        with_ids = not (stages and stages[0].recomputes_ids)
+        batch = 0
+        reject_part = 0
+        sources: list[dict[str, Any]] = []
+        self.reporter.start("ingest", total=len(recipe.sources))
+        for done, config in enumerate(recipe.sources, start=1):
+            data = read_source(
+                config,
+                base_dir=base_dir,
+                strict=strict,
+                batch_size=recipe.batch_size,
+                with_ids=with_ids,
+                log=self.reporter.info,
+            )
+            for table in data.batches:
+                write_parquet_atomic(table, target.part(batch))
+                batch += 1
+            for rejects in data.rejects:
+                write_parquet_atomic(rejects.cast(REJECT_SCHEMA), target.rejects(reject_part))
+                reject_part += 1
+            sources.append(
+                {
+                    "name": config.name,
+                    "path": config.path,
+                    "format": config.format,
+                    "license": config.license,
+                    "files": data.files,
+                    "skipped_files": data.skipped,
+                    "warnings": data.warnings,
+                    "rows_read": data.rows_read,
+                }
+            )
+            for warning in data.warnings:
+                self.reporter.warn(warning)
+            self.reporter.advance(sum(t.num_rows for t in data.batches), done, len(recipe.sources))
+        summary = {
+            "batches": batch,
+            "sources": sources,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        write_json_atomic(summary, target.path / SUCCESS)
+        return summary
+
+    # ------------------------------------------------------------------ stages
+    def _run_stage(
+        self, index: int, stage: Stage, source: StageDir, target: StageDir, batches: int
+    ) -> dict[str, Any]:
+        label = stage_label(index, stage)
+        if target.done:
+            saved = target.success()
+            saved["resumed"] = True
+            self.reporter.info(f"{label}: complete (checkpoint)")
+            return saved
+        started = time.perf_counter()
+        if isinstance(stage, GlobalStage):
+            shard_stats = self._run_global(stage, source, target, batches, label)
+        else:
+            shard_stats = self._run_per_batch(stage, source, target, batches, label)
+        dropped: dict[str, int] = {}
+        for shard in shard_stats:
+            add_counts(dropped, shard["dropped"])
+        info: Any = None
+        if isinstance(stage, GlobalStage):
+            # A stage that ran elsewhere (a Ray task) sent its info back with the shards.
+            remote = [s.pop("global_info") for s in shard_stats if "global_info" in s]
+            info = remote[0] if remote else stage.manifest_info()
+        else:
+            shard_infos = [s["info"] for s in shard_stats if "info" in s]
+            if shard_infos:
+                info = stage.merge_manifest_info(shard_infos)
+        stats = stage_entry(
+            index - 1,
+            stage,
+            sum(s["rows_in"] for s in shard_stats),
+            sum(s["rows_out"] for s in shard_stats),
+            dropped,
+            time.perf_counter() - started,
+            info,
+        )
+        write_json_atomic(stats, target.path / SUCCESS)
+        self.reporter.info(
+            f"{label}: {stats['rows_in']} -> {stats['rows_out']} rows {stats['dropped'] or ''}".rstrip()
+        )
+        return stats
+
+    def _run_per_batch(
+        self, stage: Stage, source: StageDir, target: StageDir, batches: int, label: str
+    ) -> list[dict[str, Any]]:
+        """Run a map/filter stage over every shard not yet checkpointed; stats of all shards."""
+        raise NotImplementedError(f"{type(self).__name__} does not run per-batch stages")
+
+    def _run_global(
+        self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
+    ) -> list[dict[str, Any]]:
+        """Fit a global stage over every shard, then apply it shard by shard; per-shard stats."""
+        raise NotImplementedError(f"{type(self).__name__} does not run global stages")
+
+    # ------------------------------------------------------------------ outputs
+    def _finish(
+        self,
+        recipe: Recipe,
+        partial: Path,
+        last: StageDir,
+        stages: list[Stage],
+        ingest: dict[str, Any],
+        stage_stats: list[dict[str, Any]],
+        batches: int,
+        key: str,
+        started_at: datetime,
+        t0: float,
+        recipe_path: Path | None,
+    ) -> dict[str, Any]:
+        for name in ("data", "rejects"):
+            if (partial / name).exists():
+                shutil.rmtree(partial / name)
+        data_files, records = write_dataset(
+            [last.part(b) for b in range(batches)], partial / "data", schema=None
+        )
+        reject_parts = [*StageDir(partial / "stages" / "00-ingest").reject_parts()]
+        for index, stage in enumerate(stages, start=1):
+            reject_parts.extend(
+                StageDir(partial / "stages" / stage_label(index, stage)).reject_parts()
+            )
+        reject_files, rejected = write_dataset(
+            reject_parts, partial / "rejects", schema=REJECT_SCHEMA
+        )
+        kept_by_source, rejected_by_source = source_accounting(partial)
+        sources = []
+        for entry in ingest["sources"]:
+            sources.append(
+                {
+                    **entry,
+                    "rows_kept": kept_by_source.get(entry["name"], 0),
+                    "rows_rejected": rejected_by_source.get(entry["name"], 0),
+                }
+            )
+        resolved = recipe.to_dict()
+        columns = pq.read_schema(partial / data_files[0]).names if data_files else []
+        manifest = {
+            "curate_version": package_versions()["curate"],
+            "name": recipe.name,
+            "seed": recipe.seed,
+            "run_key": key,
+            "recipe": resolved,
+            "recipe_sha256": hashlib.sha256(
+                json.dumps(resolved, sort_keys=True).encode()
+            ).hexdigest(),
+            "recipe_path": str(recipe_path) if recipe_path else None,
+            "engine": {
+                "name": self.engine_name,
+                "workers": self.workers,
+                "batch_size": recipe.batch_size,
+                "batches": batches,
+            },
+            "environment": {"python": python_version(), "packages": package_versions()},
+            "sources": sources,
+            "ingest": {"seconds": ingest["seconds"], "batches": batches},
+            "stages": stage_stats,
+            "outputs": {
+                "records": records,
+                "rejects": rejected,
+                "data_files": data_files,
+                "reject_files": reject_files,
+                "columns": columns,
+            },
+            "rows": {
+                "read": sum(int(s["rows_read"]) for s in sources),
+                "kept": sum(kept_by_source.values()),
+                "rejected": sum(rejected_by_source.values()),
+                "output_records": records,
+                "reject_rows": rejected,
+            },
+            "timings": {
+                "ingest_seconds": ingest["seconds"],
+                "total_seconds": round(time.perf_counter() - t0, 3),
+            },
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(manifest, partial / MANIFEST)
+        write_bytes_atomic(run_card(manifest).encode("utf-8"), partial / RUN_CARD)
+        return manifest
+
+    def _write_report(self, partial: Path) -> None:
+        # The data is complete and valid without the report: a report that cannot be built is a
+        # warning (``curate report RUN_DIR`` rebuilds it), not a failed run.
+        from curate.run.report import write_report
+
+        try:
+            write_report(partial)
+        except CurateError as exc:
+            self.reporter.warn(f"report.html not written: {exc}")
+
+    def _publish(self, partial: Path, final: Path) -> None:
+        publish(partial, final)
+        self.reporter.info(f"wrote {final}")
