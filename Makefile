@@ -20,6 +20,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy curate
+	$(BIN)/lint-imports
 
 # Headless Chromium (Debian's package) for the report rendering test; best effort: without root
 # or apt-get the test is skipped, never failed.

@@ -145,7 +145,7 @@ def run(rows: int, workers: int, engine: str, stages: list[str], keep: bool) -> 
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "curate.cli.main", "run", str(work / "recipe.yaml"), "-q"],
+            [sys.executable, "-m", "curate.cli", "run", str(work / "recipe.yaml"), "-q"],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -1,16 +1,10 @@
-"""Crash-safe files: every write goes to a temporary name and is renamed into place.
-
-A file that exists under its final name is complete. ``CURATE_FAULT_AFTER_WRITES=N`` makes the
-process SIGKILL itself right after its N-th checkpoint write: the fault tests use it to stop a run
-at exact points (a real SIGKILL, nothing is cleaned up). With ``CURATE_FAULT_ONLY_WORKERS=1`` only
-pool worker processes die.
-"""
+"""Checkpoints between stages: one folder per stage, one part per shard, written atomically
+(see :mod:`curate.util.files`), so a SIGKILL at any point leaves a state resume can use."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,42 +12,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.errors import RunDirError
 from curate.run.writer import write_parquet
 from curate.stages.base import Stage
+from curate.util.files import after_write, io_error
 
 SUCCESS = "_SUCCESS"
-
-_writes = 0
-
-
-_MAIN_PID = os.getpid()
-
-
-def _after_write() -> None:
-    global _writes
-    _writes += 1
-    limit = os.environ.get("CURATE_FAULT_AFTER_WRITES")
-    if not limit or _writes < int(limit):
-        return
-    # CURATE_FAULT_ONLY_WORKERS: only pool workers (spawned processes) die.
-    if (
-        os.environ.get("CURATE_FAULT_ONLY_WORKERS")
-        and os.getpid() == _MAIN_PID
-        and not _is_worker()
-    ):
-        return
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _is_worker() -> bool:
-    import multiprocessing
-
-    return multiprocessing.parent_process() is not None
-
-
-def _io_error(path: Path, exc: OSError) -> RunDirError:
-    return RunDirError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
@@ -63,30 +26,8 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
         write_parquet(table, tmp, checkpoint=True)
         os.replace(tmp, path)
     except OSError as exc:
-        raise _io_error(path, exc) from None
-    _after_write()
-
-
-def write_json_atomic(payload: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _io_error(path, exc) from None
-    _after_write()
-
-
-def write_bytes_atomic(payload: bytes, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _io_error(path, exc) from None
-    _after_write()
+        raise io_error(path, exc) from None
+    after_write()
 
 
 def read_json(path: Path) -> Any:

@@ -36,8 +36,6 @@ from curate.engine.checkpoint import (
     StageDir,
     read_json,
     stage_label,
-    write_bytes_atomic,
-    write_json_atomic,
     write_parquet_atomic,
 )
 from curate.engine.manifest import (
@@ -56,6 +54,7 @@ from curate.run.funnel import source_accounting
 from curate.run.layout import MANIFEST, RUN_CARD, RunDir, publish, run_card
 from curate.run.writer import write_dataset
 from curate.stages.base import GlobalStage, Stage
+from curate.util.files import write_bytes_atomic, write_json_atomic
 
 
 @dataclass
@@ -101,9 +100,7 @@ class Executor:
         if final.exists() and not force and run_dir.is_curate_run():
             manifest = run_dir.load_manifest()
             if manifest.get("run_key") == key:
-                self.reporter.info(
-                    f"{final} is up to date (same recipe and inputs); nothing to do"
-                )
+                self.reporter.info(f"{final} is up to date (same recipe and inputs); nothing to do")
                 return RunResult(final, manifest, up_to_date=True)
             raise RunDirError(
                 f"{final} already exists from a different recipe or inputs; pass --force to replace it (or --out to write elsewhere)"

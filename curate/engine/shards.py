@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from curate.engine.checkpoint import StageDir, read_table, write_json_atomic, write_parquet_atomic
+from curate.engine.checkpoint import StageDir, read_table, write_parquet_atomic
 from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
+from curate.util.files import write_json_atomic
 
 
 def checkpoint_shard(

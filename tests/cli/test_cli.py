@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from testutils import REPO
 
-CURATE = [sys.executable, "-m", "curate.cli.main"]
+CURATE = [sys.executable, "-m", "curate.cli"]
 
 
 def curate(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ import pytest
 from testutils import REPO
 
 from curate.cli.docs import END, START, recipe_reference, undocumented_fields
-from curate.cli.main import app
+from curate.cli import app
 
 README = REPO / "README.md"
 

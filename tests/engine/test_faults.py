@@ -26,7 +26,7 @@ def run_command(out: Path, settings: list[str] = SETTINGS) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "curate.cli.main",
+        "curate.cli",
         "run",
         "data_samples/recipe.yaml",
         "--out",

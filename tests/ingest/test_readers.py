@@ -55,36 +55,6 @@ def test_strict_mode_fails_on_the_first_bad_row() -> None:
         read_file(SAMPLES / "alpaca_more.jsonl", source="a", strict=True)
 
 
-def test_dolly_maps_context_response_category() -> None:
-    records = rows(SAMPLES / "dolly.jsonl")
-    assert records[0]["input"].startswith("Apollo 11")
-    assert records[0]["output"].startswith("The first crewed")
-    assert records[0]["category"] == "closed_qa"
-    assert {r["source_format"] for r in records} == {"dolly"}
-
-
-def test_translated_dolly_spelling_is_dolly(tmp_path: Path) -> None:
-    path = tmp_path / "dolly_ja.jsonl"
-    path.write_text(
-        json.dumps(
-            {
-                "index": "0",
-                "instruction": "質問",
-                "input": "文脈",
-                "output": "答え",
-                "category": "open_qa",
-            },
-            ensure_ascii=False,
-        )
-        + "\n"
-    )
-    result = read_file(path, source="ja")
-    assert result.format == "dolly"
-    record = result.records.to_pylist()[0]
-    assert (record["input"], record["output"], record["category"]) == ("文脈", "答え", "open_qa")
-    assert json.loads(record["meta"]) == {"index": "0"}
-
-
 def test_flan_collection_export() -> None:
     records = rows(SAMPLES / "flan.jsonl")
     assert records[0]["task"] == "anli_r1" and records[0]["task_source"] == "Flan2021"

@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             sys.executable,
             "-m",
-            "curate.cli.main",
+            "curate.cli",
             "run",
             "data_samples/recipe.yaml",
             "--out",

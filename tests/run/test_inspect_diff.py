@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from curate.cli.main import app, main
+from curate.cli import app, main
 from curate.engine.run import run_recipe
 from curate.errors import CurateError
 from curate.recipe import load_recipe

@@ -18,11 +18,11 @@ import duckdb
 import jinja2
 from markupsafe import Markup
 
-from curate.engine.checkpoint import write_bytes_atomic
 from curate.errors import CurateError
 from curate.run.inspect import Keeper, Table, find_keepers
 from curate.run.query import connect, load_manifest, stage_order, view_columns
 from curate.run.report.charts import bar_chart, histogram
+from curate.util.files import write_bytes_atomic
 
 REPORT = "report.html"
 TOP_VALUES = 25
