@@ -7,8 +7,8 @@ import doctest
 import pytest
 from testutils import REPO
 
-from curate.cli.docs import END, START, recipe_reference, undocumented_fields
 from curate.cli import app
+from curate.cli.docs import END, START, recipe_reference, undocumented_fields
 
 README = REPO / "README.md"
 

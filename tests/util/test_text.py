@@ -1,0 +1,154 @@
+"""record_text: the one builder of the text records are compared and detected on."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from curate.records import MESSAGE_TYPE
+from curate.util.text import ASSISTANT_ROLES, PROMPT_ROLES, record_text
+
+CHAT = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi?"},
+    {"role": "assistant", "content": "Hello."},
+    {"role": "user", "content": "Bye?"},
+    {"role": "assistant", "content": "Bye."},
+]
+
+
+def _table() -> pa.Table:
+    """Row 0: single-turn with a null input; row 1: a conversation; row 2: all null."""
+    return pa.table(
+        {
+            "instruction": pa.array(["Say hi", "Bye?", None], pa.string()),
+            "input": pa.array([None, "", None], pa.string()),
+            "output": pa.array(["hi", "Bye.", None], pa.string()),
+            "messages": pa.array([None, CHAT, None], pa.list_(MESSAGE_TYPE)),
+        }
+    )
+
+
+def test_fields_in_order_joined_by_separator_nulls_empty() -> None:
+    table = _table()
+    assert record_text(table, ["instruction", "input"], separator="\n").to_pylist() == [
+        "Say hi\n",
+        "Bye?\n",
+        "\n",
+    ]
+    assert record_text(table, ["output", "instruction"], separator=" | ").to_pylist() == [
+        "hi | Say hi",
+        "Bye. | Bye?",
+        " | ",
+    ]
+    assert record_text(table, ["output"], separator="\n").to_pylist() == ["hi", "Bye.", ""]
+    assert record_text(table, [], separator="\n").to_pylist() == ["", "", ""]
+
+
+def test_roles_choose_turns_and_others_stay_empty_turns() -> None:
+    table = _table()
+    prompt = record_text(table, ["messages"], separator="\n", roles=PROMPT_ROLES)
+    assert prompt.to_pylist() == ["", "Be brief.\nHi?\n\nBye?\n", ""]
+    answer = record_text(table, ["messages"], separator="\n\n", roles=ASSISTANT_ROLES)
+    assert answer.to_pylist() == ["", "\n\n\n\nHello.\n\n\n\nBye.", ""]
+    every = record_text(table, ["messages"], separator=" ", roles=None)
+    assert every.to_pylist() == ["", "Be brief. Hi? Hello. Bye? Bye.", ""]
+    user_only = record_text(table, ["messages"], separator="/", roles=["user"])
+    assert user_only.to_pylist() == ["", "/Hi?//Bye?/", ""]
+
+
+def test_messages_as_a_field_with_its_own_turn_separator() -> None:
+    text = record_text(
+        _table(),
+        ["instruction", "messages"],
+        separator="\x1f",
+        roles=PROMPT_ROLES,
+        turn_separator="\n",
+    )
+    assert text.to_pylist() == ["Say hi\x1f", "Bye?\x1fBe brief.\nHi?\n\nBye?\n", "\x1f"]
+
+
+def test_prefer_messages_replaces_fields_on_conversation_rows() -> None:
+    table = _table()
+    text = record_text(
+        table, ["instruction", "input", "output", "messages"], separator="\n", prefer_messages=True
+    )
+    assert text.to_pylist() == [
+        "Say hi\n\nhi",
+        "Be brief.\nHi?\nHello.\nBye?\nBye.",
+        "\n\n",
+    ]
+    assistant = record_text(
+        table,
+        ["output", "messages"],
+        separator="\n\n",
+        roles=ASSISTANT_ROLES,
+        prefer_messages=True,
+    )
+    assert assistant.to_pylist() == ["hi", "\n\n\n\nHello.\n\n\n\nBye.", ""]
+    # Only messages: rows without a conversation get "".
+    only = record_text(table, ["messages"], separator="\n", prefer_messages=True)
+    assert only.to_pylist() == ["", "Be brief.\nHi?\nHello.\nBye?\nBye.", ""]
+
+
+def test_no_conversation_in_the_batch() -> None:
+    table = _table().slice(0, 1)
+    assert record_text(
+        table, ["instruction", "messages"], separator="\n", roles=PROMPT_ROLES
+    ).to_pylist() == ["Say hi\n"]
+    assert record_text(
+        table, ["instruction", "messages"], separator="\n", prefer_messages=True
+    ).to_pylist() == ["Say hi"]
+
+
+def test_matching_folds_each_part_before_the_join() -> None:
+    table = pa.table(
+        {
+            "instruction": pa.array(["Hello,  World! ", None], pa.string()),
+            "input": pa.array(["(ＡＢＣ)", "x"], pa.string()),
+        }
+    )
+    key = record_text(table, ["instruction", "input"], separator="\x1f", matching=True)
+    assert key.to_pylist() == ["hello world\x1fabc", "\x1fx"]
+
+
+def test_null_turn_content_gives_empty_row() -> None:
+    loose = pa.struct([("role", pa.string()), ("content", pa.string())])
+    table = pa.table(
+        {
+            "messages": pa.array(
+                [
+                    [{"role": "user", "content": None}, {"role": "user", "content": "b"}],
+                    [{"role": "user", "content": "c"}],
+                ],
+                pa.list_(loose),
+            )
+        }
+    )
+    assert record_text(table, ["messages"], separator="\n", roles=PROMPT_ROLES).to_pylist() == [
+        "",
+        "c",
+    ]
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_chunked_and_sliced_columns(chunks: int) -> None:
+    table = _table()
+    sliced = table.slice(1, 2)
+    whole = pa.concat_tables([table.slice(i, 1) for i in range(3)]) if chunks == 3 else table
+    expected = ["Bye?\x1fBe brief.\nHi?\n\nBye?\n", "\x1f"]
+    for source in (
+        sliced,
+        whole.slice(1, 2),
+        pa.RecordBatch.from_arrays(
+            [c.combine_chunks().slice(1, 2) for c in table.columns], names=table.column_names
+        ),
+    ):
+        text = record_text(
+            source,
+            ["instruction", "messages"],
+            separator="\x1f",
+            roles=PROMPT_ROLES,
+            turn_separator="\n",
+        )
+        assert text.to_pylist() == expected
