@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from curate.errors import ExportError, RunDirError
 from curate.records import RECORD_SCHEMA
+from curate.run.funnel import funnel_steps
 from curate.run.layout import RunDir, partial_path, publish
 from curate.run.writer import ROW_GROUP_ROWS, dataset_writer
 
@@ -588,46 +589,18 @@ def card_metadata(
 def funnel_rows(
     manifest: Mapping[str, Any], ingest_reasons: Mapping[str, int] | None = None
 ) -> list[dict[str, Any]]:
-    """Ingest, then every stage: rows in/out, dropped and the top drop reasons.
-
-    ``ingest_reasons`` (from the rejects) names why rows were rejected at ingest; without it the
-    count comes from the manifest's per-file ``rows_rejected_at_ingest``.
-    """
-    rows: list[dict[str, Any]] = []
-    read = manifest.get("rows", {}).get("read")
-    stages = manifest.get("stages", [])
-    if read is not None:
-        if ingest_reasons is None:
-            rejected = sum(
-                f.get("rows_rejected_at_ingest", 0)
-                for s in manifest.get("sources", [])
-                for f in s.get("files", [])
-            )
-            ingest_reasons = {"rejected_at_ingest": rejected} if rejected else {}
-        dropped = sum(ingest_reasons.values())
-        rows.append(
-            {
-                "index": "",
-                "name": "ingest",
-                "rows_in": read,
-                "rows_out": read - dropped,
-                "dropped": dropped,
-                "reasons": _top_reasons(ingest_reasons),
-            }
-        )
-    for stage in stages:
-        reasons: dict[str, int] = stage.get("dropped", {})
-        rows.append(
-            {
-                "index": stage.get("index", ""),
-                "name": stage.get("name", stage.get("key", "")),
-                "rows_in": stage.get("rows_in", 0),
-                "rows_out": stage.get("rows_out", 0),
-                "dropped": sum(reasons.values()),
-                "reasons": _top_reasons(reasons),
-            }
-        )
-    return rows
+    """The funnel for the dataset card: rows in/out, dropped and the top drop reasons."""
+    return [
+        {
+            "index": step["index"],
+            "name": step["step"],
+            "rows_in": step["rows_in"],
+            "rows_out": step["rows_out"],
+            "dropped": sum(step["dropped"].values()),
+            "reasons": _top_reasons(step["dropped"]),
+        }
+        for step in funnel_steps(manifest, ingest_reasons)
+    ]
 
 
 def _top_reasons(counts: Mapping[str, int]) -> str:

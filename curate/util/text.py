@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 import pyarrow as pa
 import pyarrow.compute as pc
+
+# Conversation roles of the prompt side (what a record asks), and of the answer side.
+PROMPT_ROLES: tuple[str, ...] = ("system", "user")
+ASSISTANT_ROLES: tuple[str, ...] = ("assistant",)
 
 # Punctuation and symbols folded to spaces for matching keys (exact and near dedup, decontamination).
 _FOLD = r"[\p{P}\p{S}\s]+"
@@ -20,15 +26,77 @@ def matching_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.utf8_trim_whitespace(values)
 
 
-def user_turns_text(messages: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """All system/user turns of each conversation joined ("" for single-turn rows)."""
-    if isinstance(messages, pa.ChunkedArray):
-        messages = messages.combine_chunks()
-    if len(messages) == 0:
-        return pa.array([], pa.string())
+def record_text(
+    table: pa.Table | pa.RecordBatch,
+    fields: Sequence[str],
+    *,
+    separator: str,
+    roles: Collection[str] | None = None,
+    turn_separator: str | None = None,
+    prefer_messages: bool = False,
+    matching: bool = False,
+) -> pa.Array:
+    """The text of each record built from its ``fields``: the one place records become text.
+
+    Every field is a string column with nulls read as ""; ``"messages"`` is a conversation, turned
+    into the ``content`` of its turns whose role is in ``roles`` (``None``: every turn) joined by
+    ``turn_separator`` (default ``separator``). A turn of another role still counts as an empty turn
+    (its separator stays). Rows without a conversation give "" for it, and so does a conversation
+    holding a null turn. The parts are then joined by ``separator`` in the order of ``fields``.
+
+    ``prefer_messages``: rows that have a conversation are its turns only; the other fields are
+    joined for rows without one (a conversation repeats its last exchange in instruction/input/output).
+    ``matching``: each part goes through :func:`matching_text` before the join.
+    """
+    n = table.num_rows
+    between_turns = separator if turn_separator is None else turn_separator
+    if prefer_messages and "messages" in fields:
+        single = record_text(
+            table,
+            [name for name in fields if name != "messages"],
+            separator=separator,
+            matching=matching,
+        )
+        turns = _turns_text(table.column("messages"), roles, between_turns)
+        if turns is None:
+            return single
+        if matching:
+            turns = matching_text(turns)
+        return pc.if_else(pc.is_null(_combined(table.column("messages"))), single, turns)
+    parts: list[pa.Array] = []
+    for name in fields:
+        if name == "messages":
+            part = _turns_text(table.column(name), roles, between_turns)
+            if part is None:
+                part = pa.array([""] * n, pa.string())
+        else:
+            part = pc.fill_null(_combined(table.column(name)), "")
+        parts.append(matching_text(part) if matching else part)
+    if not parts:
+        return pa.array([""] * n, pa.string())
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, separator)
+
+
+def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _turns_text(
+    messages: pa.Array | pa.ChunkedArray, roles: Collection[str] | None, separator: str
+) -> pa.Array | None:
+    """The chosen turns of each conversation joined, "" where none; ``None`` if no row has one."""
+    messages = _combined(messages)
+    if messages.null_count == len(messages):
+        return None
     flat = pc.list_flatten(messages)
-    is_prompt = pc.is_in(flat.field("role"), pa.array(["system", "user"]))
-    content = pc.if_else(is_prompt, flat.field("content"), "")
-    lists = pa.ListArray.from_arrays(messages.offsets, content)
-    joined = pc.binary_join(lists, "\n")
+    content = flat.field("content")
+    if roles is not None:
+        chosen = pc.is_in(flat.field("role"), pa.array(list(roles), pa.string()))
+        # binary_join gives null for a list holding a null: other turns become "" instead.
+        content = pc.if_else(chosen, content, "")
+    # Offsets from 0 also for a sliced array (list_flatten keeps only the slice's values).
+    offsets = pc.subtract(messages.offsets, messages.offsets[0])
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, content), separator)
     return pc.fill_null(pc.if_else(pc.is_null(messages), "", joined), "")

@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from curate.errors import CurateError
+from curate.run.funnel import funnel_steps
 from curate.run.inspect import Keeper, Table, find_keepers
 from curate.run.query import connect, load_manifest, stage_order, view_columns
 from curate.run.report.charts import bar_chart, histogram
@@ -69,31 +70,10 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[tuple[
 
 
 def _funnel(manifest: dict[str, Any], ingest_rejects: dict[str, int]) -> list[dict[str, Any]]:
-    read = int(manifest.get("rows", {}).get("read", 0))
-    ingest_dropped = sum(ingest_rejects.values())
-    steps = [
-        {
-            "step": "ingest",
-            "kind": "read",
-            "rows_in": read,
-            "rows_out": read - ingest_dropped,
-            "dropped": dict(sorted(ingest_rejects.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "seconds": manifest.get("ingest", {}).get("seconds"),
-        }
+    return [
+        {k: step[k] for k in ("step", "kind", "rows_in", "rows_out", "dropped", "seconds")}
+        for step in funnel_steps(manifest, ingest_rejects)
     ]
-    for stage in manifest.get("stages", []):
-        dropped = stage.get("dropped", {})
-        steps.append(
-            {
-                "step": stage["name"],
-                "kind": stage.get("kind", ""),
-                "rows_in": int(stage["rows_in"]),
-                "rows_out": int(stage["rows_out"]),
-                "dropped": dict(sorted(dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
-                "seconds": stage.get("seconds"),
-            }
-        )
-    return steps
 
 
 def _distribution(

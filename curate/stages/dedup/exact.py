@@ -13,22 +13,19 @@ from pydantic import Field
 
 from curate.errors import StageError
 from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
-from curate.util.text import matching_text, user_turns_text
+from curate.util.text import PROMPT_ROLES, record_text
 
 KeyField = Literal["instruction", "input", "output", "rationale", "messages"]
 
 
 def dedup_key(table: pa.Table, fields: Sequence[str]) -> pa.Array:
-    """The normalized key a row is compared on. ``messages`` means every system/user turn."""
-    parts = []
-    for name in fields:
-        if name == "messages":
-            parts.append(matching_text(user_turns_text(table.column("messages"))))
-        else:
-            parts.append(matching_text(table.column(name)))
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, "\x1f")
+    """The normalized key a row is compared on. ``messages`` means every system/user turn.
+
+    Each field is folded on its own (``matching_text``), then joined by a unit separator.
+    """
+    return record_text(
+        table, fields, separator="\x1f", roles=PROMPT_ROLES, turn_separator="\n", matching=True
+    )
 
 
 def _default_key_fields() -> list[KeyField]:

@@ -24,27 +24,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.errors import CurateError, StageError
 from curate.ingest.files import expand_paths
 from curate.lib.decontam.index import BenchmarkIndex, load_index
 from curate.stages.base import Decision, FilterStage, StageParams
-from curate.stages.filters.language import record_text
-from curate.stages.filters.quality.rules import turns_text
+from curate.util.text import PROMPT_ROLES, record_text
 
 _NULL = pa.scalar(None, pa.string())
-
-
-def _user_turns(table: pa.Table) -> pa.Array:
-    """Every user turn of a conversation ("" for single-turn rows)."""
-    messages = table.column("messages").combine_chunks()
-    empty = pa.array([""] * table.num_rows, pa.string())
-    if messages.null_count == len(messages):
-        return empty
-    is_user = pc.is_in(pc.list_flatten(messages).field("role"), pa.array(["user", "system"]))
-    return turns_text(messages, is_user, empty)
 
 
 class Decontaminate(FilterStage):
@@ -141,14 +129,20 @@ class Decontaminate(FilterStage):
                 scores={"decontam_ngram_hits": zero},
             )
         index = self.index()
-        text = record_text(table, ["instruction", "input", "output", "messages"])
-        instruction = pc.fill_null(table.column("instruction").combine_chunks(), "")
-        inputs = pc.fill_null(table.column("input").combine_chunks(), "")
+        # The whole record (every turn of a conversation instead of its last exchange) for n-grams;
+        # the instruction, input, both, or every system/user turn for exact matches.
+        text = record_text(
+            table,
+            ["instruction", "input", "output", "messages"],
+            separator="\n",
+            roles=None,
+            prefer_messages=True,
+        )
         candidates = [
-            instruction,
-            inputs,
-            pc.binary_join_element_wise(instruction, inputs, "\n"),
-            _user_turns(table),
+            record_text(table, ["instruction"], separator="\n"),
+            record_text(table, ["input"], separator="\n"),
+            record_text(table, ["instruction", "input"], separator="\n"),
+            record_text(table, ["messages"], separator="\n\n", roles=PROMPT_ROLES),
         ]
         match = index.match(text, candidates)
         hit = match.exact | (match.ngram_hits >= self.params.min_ngram_hits)

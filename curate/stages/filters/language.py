@@ -23,32 +23,11 @@ from pydantic import Field, field_validator
 
 from curate.lib.langid import UND, identify
 from curate.stages.base import Decision, FilterStage, StageParams, StageResult, apply_decision
+from curate.util.text import record_text
 
 TextField = Literal["instruction", "input", "output", "messages"]
 _NULL = pa.scalar(None, pa.string())
 _ALL_FIELDS: tuple[TextField, ...] = ("instruction", "input", "output", "messages")
-
-
-def record_text(table: pa.Table, fields: list[str]) -> pa.Array:
-    """The text a record's language is detected on: the chosen fields joined by newlines.
-
-    ``messages`` is every turn of a conversation; rows that have one use it instead of
-    instruction/input/output (which only repeat its last exchange).
-    """
-    parts = [pc.fill_null(table.column(f).combine_chunks(), "") for f in fields if f != "messages"]
-    single = (
-        pc.binary_join_element_wise(*parts, "\n")
-        if parts
-        else pa.array([""] * table.num_rows, pa.string())
-    )
-    if "messages" not in fields:
-        return single
-    messages = table.column("messages").combine_chunks()
-    if messages.null_count == len(messages):
-        return single
-    flat = pc.list_flatten(messages)
-    joined = pc.binary_join(pa.ListArray.from_arrays(messages.offsets, flat.field("content")), "\n")
-    return pc.if_else(pc.is_null(messages), single, pc.fill_null(joined, ""))
 
 
 class Language(FilterStage):
@@ -121,7 +100,9 @@ class Language(FilterStage):
     def label(self, table: pa.Table) -> pa.Table:
         """The table with ``lang``, ``lang_score`` and ``lang_backend`` filled in."""
         p = self.params
-        text = record_text(table, list(p.fields))
+        # Every turn of a conversation, which replaces instruction/input/output on rows that have
+        # one (they only repeat its last exchange); fields and turns joined by newlines.
+        text = record_text(table, p.fields, separator="\n", roles=None, prefer_messages=True)
         result = identify(
             text,
             p.backend,

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curate.errors import StageError
-from curate.util.text import matching_text
+from curate.util.text import ASSISTANT_ROLES, matching_text, record_text
 
 _NULL_STR = pa.scalar(None, pa.string())
 
@@ -88,13 +88,14 @@ class TextView:
 
     @cached_property
     def assistant(self) -> pa.Array:
-        """Every assistant turn of a conversation joined (the output for single-turn rows)."""
-        messages = self.table.column("messages").combine_chunks()
-        if messages.null_count == len(messages):
-            return self.output
-        flat = pc.list_flatten(messages)
-        is_assistant = pc.equal(flat.field("role"), "assistant")
-        return turns_text(messages, is_assistant, self.output)
+        """Every assistant turn joined by blank lines (the output for single-turn rows)."""
+        return record_text(
+            self.table,
+            ["output", "messages"],
+            separator="\n\n",
+            roles=ASSISTANT_ROLES,
+            prefer_messages=True,
+        )
 
     @cached_property
     def output_stripped(self) -> pa.Array:
@@ -122,17 +123,6 @@ class TextView:
 
 def _word_counts(values: pa.Array) -> pa.Array:
     return pc.count_substring_regex(values, r"\S+")
-
-
-def turns_text(messages: pa.Array, selected: pa.Array, fallback: pa.Array) -> pa.Array:
-    """The selected turns of each conversation joined by blank lines; ``fallback`` where no messages.
-
-    (``binary_join`` yields null for a list holding a null, so unselected turns become "" instead.)
-    """
-    flat = pc.list_flatten(messages)
-    content = pc.if_else(selected, flat.field("content"), "")
-    joined = pc.binary_join(pa.ListArray.from_arrays(messages.offsets, content), "\n\n")
-    return pc.fill_null(pc.if_else(pc.is_null(messages), fallback, joined), "")
 
 
 class Rule:
