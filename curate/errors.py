@@ -9,6 +9,18 @@ class CurateError(Exception):
     exit_code = 1
 
 
+class RowReject(Exception):
+    """One row (or one rendering of it) that becomes a reject with ``reason`` and ``detail``.
+
+    Not a :class:`CurateError`: the run goes on and the row is accounted for in ``rejects``.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class RecipeError(CurateError):
     """The recipe (or a `--set` override, or stage params) is invalid. Raised before any work."""
 

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.errors import InputFileError
+from curate.errors import InputFileError, RowReject
 from curate.ingest.files import data_suffix, line_col, read_bytes
 from curate.records import (
     PROVENANCE_COLUMNS,
@@ -31,13 +31,8 @@ from curate.records import (
 MAX_RAW_CHARS = 100_000
 
 
-class RowError(Exception):
+class RowError(RowReject):
     """A row that cannot become a record. Becomes a reject (or a fatal error with --strict)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import duckdb
 
 from curate.errors import CurateError
-from curate.run.query import connect, load_manifest, stage_order, view_columns
+from curate.run.query import connect, load_manifest, run_columns, stage_order
 
 Table = Literal["records", "rejects"]
 
@@ -113,10 +113,7 @@ def sample_run(
     manifest = load_manifest(run_dir)
     con = connect(run_dir)
     try:
-        columns: dict[Table, set[str]] = {
-            "records": view_columns(con, "records"),
-            "rejects": view_columns(con, "rejects"),
-        }
+        columns: dict[Table, set[str]] = run_columns(con)
         filters: dict[str, list[str]] = {}
         if sources:
             known = [str(s["name"]) for s in manifest.get("sources", [])]

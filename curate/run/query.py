@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -90,3 +90,11 @@ def run_query(run_dir: Path, sql: str) -> pa.Table:
         raise CurateError(f"query failed: {exc}") from None
     finally:
         con.close()
+
+
+View = Literal["records", "rejects"]
+
+
+def run_columns(con: duckdb.DuckDBPyConnection) -> dict[View, set[str]]:
+    """The columns of the ``records`` and ``rejects`` views."""
+    return {"records": view_columns(con, "records"), "rejects": view_columns(con, "rejects")}

@@ -7,20 +7,18 @@
 """
 
 from curate.templates.expander import Expanded, Expander
-from curate.templates.family import (
+from curate.templates.library import DEFAULT_TEMPLATE_DIR, load_families, load_family
+from curate.templates.options import OptionsStyle, parse_options, random_style
+from curate.templates.render import RecordContext, RenderError, record_context, render
+from curate.templates.spec import (
     CONTEXT_VARIABLES,
-    DEFAULT_TEMPLATE_DIR,
     AppliesTo,
     Family,
     FamilySpec,
     FewShot,
     Template,
     TemplateSpec,
-    load_families,
-    load_family,
 )
-from curate.templates.options import OptionsStyle, parse_options, random_style
-from curate.templates.render import RecordContext, RenderError, record_context, render
 
 __all__ = [
     "CONTEXT_VARIABLES",

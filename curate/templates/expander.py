@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.records import MESSAGE_TYPE, RECORD_SCHEMA, compute_ids
-from curate.templates.family import EXAMPLE_FIELDS, Family, FewShot, Template
 from curate.templates.render import (
     RecordContext,
     RenderError,
@@ -36,6 +35,7 @@ from curate.templates.select import (
     splitmix64,
     stable_seed,
 )
+from curate.templates.spec import EXAMPLE_FIELDS, Family, FewShot, Template
 
 _CONTEXT_COLUMNS = ("id", *EXAMPLE_FIELDS)
 _POSITIVE = '"niv2_part": "positive_example"'

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from jinja2.exceptions import SecurityError
 
-from curate.errors import TemplateError
-from curate.templates.family import ENV, Family, FewShot, Template
+from curate.errors import RowReject, TemplateError
+from curate.records import compute_ids, conform
+from curate.templates.compile import ENV
 from curate.templates.options import (
     FIXED_STYLE,
     OptionsStyle,
@@ -23,6 +26,8 @@ from curate.templates.options import (
     parse_options,
     random_style,
 )
+from curate.templates.select import applies_mask
+from curate.templates.spec import Family, FewShot, Template
 
 _BLANK_LINES = re.compile(r"\n{3,}")
 _GLOBALS: dict[str, Any] = dict(ENV.globals)
@@ -41,13 +46,8 @@ _TEXT_FIELDS = (
 )
 
 
-class RenderError(Exception):
+class RenderError(RowReject):
     """One (record, template) could not be rendered: becomes a reject with ``reason``."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass
@@ -91,8 +91,6 @@ def record_context(row: dict[str, Any], parse: bool = True) -> RecordContext:
 
 def may_have_options(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Cheap vectorized pre-filter for :func:`parse_options` (most rows have no options)."""
-    import pyarrow.compute as pc
-
     return pc.fill_null(
         pc.match_substring_regex(
             column, r"(?i)(options|choices|answers|select from|pick from)\s*:?\s*(\n|\\n)|\(A\)"
@@ -232,8 +230,6 @@ def _fits(prompt: str, completion: str, few_shot: FewShot) -> bool:
 
 def example_table(family: Family) -> pa.Table:
     """The family's examples as a record table (what `curate templates render` shows)."""
-    from curate.records import compute_ids, conform
-
     rows = []
     for index, example in enumerate(family.spec.examples):
         row = {
@@ -259,10 +255,6 @@ def check_family(family: Family) -> None:
 
     A template no example applies to cannot be checked, so it is an error too (add an example).
     """
-    import numpy as np
-
-    from curate.templates.select import applies_mask
-
     table = example_table(family)
     contexts = [record_context(row) for row in table.to_pylist()]
     has_options = np.array([bool(c.options) for c in contexts], dtype=bool)

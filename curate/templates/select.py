@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curate.templates.family import AppliesTo
+from curate.templates.spec import AppliesTo
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 

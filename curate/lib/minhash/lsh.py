@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from curate.errors import StageError
-from curate.lib.minhash.signatures import fmix64
+from curate.lib.minhash.signatures import MAX_HASH32, fmix64
 
 _BAND_MUL = np.uint64(0x9E3779B97F4A7C15)
+_GROUP_MUL = np.uint64(0xD6E8FEB86659FD93)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 # Pair codes hold two document numbers: (u << 32) | v.
@@ -97,6 +98,43 @@ def bucket_pairs(keys: np.ndarray, docs: np.ndarray, doc_bits: int | None = None
     star = first != previous
     codes = np.concatenate([_codes(previous, current), _codes(first[star], current[star])])
     return np.unique(codes)
+
+
+def has_shingles(sig: np.ndarray) -> np.ndarray:
+    """Which columns of ``sig`` come from a document with shingles (empty text has none: its
+    signature is all ``MAX_HASH32`` and it is never compared)."""
+    return (sig != MAX_HASH32).any(axis=0)
+
+
+def candidate_pairs(
+    sigs: Sequence[np.ndarray], bands: int, rows: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs of the documents of signature chunks (global numbers in chunk order).
+
+    Returns the sorted unique codes of :func:`bucket_pairs` over every band, and the documents
+    that were compared (those with shingles). ``groups`` (int per document) keeps documents of
+    different groups out of each other's buckets.
+    """
+    n = sum(s.shape[1] for s in sigs)
+    valid = np.flatnonzero(
+        np.concatenate([has_shingles(s) for s in sigs]) if n else np.zeros(0, bool)
+    )
+    group = None if groups is None else groups[valid]
+    codes = np.zeros(0, np.uint64)
+    for band in range(bands):
+        keys = (
+            np.concatenate([band_keys(s, band, rows) for s in sigs])
+            if n
+            else np.zeros(0, np.uint64)
+        )
+        codes = np.union1d(codes, bucket_pairs(_mix_group(keys[valid], group), valid))
+    return codes, valid
+
+
+def _mix_group(keys: np.ndarray, group: np.ndarray | None) -> np.ndarray:
+    if group is None:
+        return keys
+    return keys ^ (group.astype(np.uint64) * _GROUP_MUL)
 
 
 def doc_bits_for(max_doc: int) -> int:
@@ -309,6 +347,7 @@ __all__ = [
     "band_keys",
     "band_partition",
     "bucket_pairs",
+    "candidate_pairs",
     "choose_bands",
     "collision_probability",
     "concat_ranges",
@@ -316,5 +355,6 @@ __all__ = [
     "doc_bits_for",
     "estimated_jaccard",
     "gather_columns",
+    "has_shingles",
     "split_codes",
 ]

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import StageError
-from curate.util.text import matching_text, user_turns_text
+from curate.util.text import PROMPT_ROLES, matching_text, record_text
 
 Scheme = Literal["affine32", "legacy"]
 ShingleKind = Literal["word", "char"]
@@ -518,22 +518,10 @@ def _merge_by_doc(
 def document_text(table: pa.Table, fields: list[str]) -> pa.Array:
     """The raw text a record is compared on: its fields joined by a newline.
 
-    ``messages`` means every system/user turn of a conversation (as in exact dedup).
+    ``messages`` means every system/user turn of a conversation, joined by a newline (as in exact
+    dedup).
     """
-    parts: list[pa.Array] = []
-    for name in fields:
-        if name == "messages":
-            parts.append(user_turns_text(table.column("messages")))
-        else:
-            column = table.column(name)
-            parts.append(
-                pc.fill_null(
-                    column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column, ""
-                )
-            )
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, "\n")
+    return record_text(table, fields, separator="\n", roles=PROMPT_ROLES, turn_separator="\n")
 
 
 __all__ = [

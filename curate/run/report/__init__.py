@@ -21,7 +21,7 @@ from markupsafe import Markup
 from curate.errors import CurateError
 from curate.run.funnel import funnel_steps
 from curate.run.inspect import Keeper, Table, find_keepers
-from curate.run.query import connect, load_manifest, stage_order, view_columns
+from curate.run.query import connect, load_manifest, run_columns, stage_order
 from curate.run.report.charts import bar_chart, histogram
 from curate.util.files import write_bytes_atomic
 
@@ -218,10 +218,7 @@ def collect(run_dir: Path) -> ReportData:
     manifest = load_manifest(run_dir)
     con = connect(run_dir)
     try:
-        columns: dict[Table, set[str]] = {
-            "records": view_columns(con, "records"),
-            "rejects": view_columns(con, "rejects"),
-        }
+        columns: dict[Table, set[str]] = run_columns(con)
         record_columns = columns["records"]
         ingest_rejects = {
             str(reason): int(n)

@@ -28,6 +28,10 @@ Incremental runs: ``store_signatures: true`` writes each kept row's signature (u
 run drops new rows that near-duplicate those rows (verified exactly when the earlier text is in the
 file and still gives the stored signature, else by the signature estimate).
 
+The algorithms live in :mod:`curate.lib.minhash` (``signatures``, ``lsh``, ``store``, ``verify``,
+``keeper``, ``reference``); this module is the stage: its parameters, ``fit``/``apply`` and the
+steps below.
+
 Executors: ``fit`` can also run as three steps with the same result (``band_rows`` per shard,
 ``band_pairs`` per group of band partitions, ``fit_pairs`` once; see "fit in steps" below); the
 Ray engine spreads the first two over its workers. ``reference``, ``cross_source: false`` and
@@ -36,10 +40,8 @@ Ray engine spreads the first two over its workers. ``reference``, ``cross_source
 
 from __future__ import annotations
 
-import glob
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -48,37 +50,41 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.errors import StageError
+from curate.lib.minhash.keeper import KeeperKeys, KeepRule, choose_keepers
 from curate.lib.minhash.lsh import (
-    SetIndex,
     band_bucket_pairs,
     band_keys,
     band_partition,
-    bucket_pairs,
+    candidate_pairs,
     choose_bands,
     collision_probability,
-    concat_ranges,
     connected_components,
     doc_bits_for,
-    estimated_jaccard,
-    gather_columns,
+    has_shingles,
     split_codes,
 )
+from curate.lib.minhash.reference import (
+    HASH_NAME,
+    SIGNATURE_COLUMN,
+    read_reference,
+    reference_files,
+    signature_column,
+    signature_metadata,
+    with_field_metadata,
+)
 from curate.lib.minhash.signatures import MinHasher, Scheme, ShingleKind, document_text
+from curate.lib.minhash.store import HashStore
+from curate.lib.minhash.verify import PairVerifier
 from curate.stages.base import Decision, SplitFitStage, StageParams, StageResult, apply_decision
 from curate.stages.dedup.exact import KeyField
 
-KeepRule = Literal["source", "quality", "longer_output", "shorter_output", "first", "smallest_id"]
-
-SIGNATURE_COLUMN = "minhash"
 CLUSTER_SIZE_COLUMN = "dup_cluster_size"
-HASH_NAME = "curate.lib.minhash.signatures.shingle_hash32"
 # Rows of fit's first step (see MinHashDedup.band_rows): group them by ``part`` to find buckets.
 BAND_ROWS_SCHEMA = pa.schema(
     [("band", pa.uint16()), ("key", pa.uint64()), ("doc", pa.int64()), ("part", pa.uint32())]
 )
 # Distinct ``part`` values: many more than any executor has groups, so groups stay balanced.
 BAND_PARTITIONS = 1 << 16
-_EMPTY_SIGNATURE = np.uint32(0xFFFFFFFF)
 
 
 def _default_fields() -> list[KeyField]:
@@ -199,16 +205,7 @@ class MinHashDedup(SplitFitStage):
         return fields
 
     def _signature_metadata(self) -> dict[str, str]:
-        p = self.params
-        return {
-            "num_perm": str(p.num_perm),
-            "seed": str(p.seed),
-            "scheme": p.scheme,
-            "shingle": p.shingle,
-            "ngram": str(p.ngram),
-            "fields": ",".join(self._text_fields()),
-            "hash": HASH_NAME,
-        }
+        return signature_metadata(self.hasher(), self._text_fields())
 
     # ------------------------------------------------------------------ fit
 
@@ -218,17 +215,13 @@ class MinHashDedup(SplitFitStage):
         self._chunk_starts = np.zeros(1, np.int64)
         # fit_pairs keeps the signatures of candidate documents only: these, in ``_sigs`` order.
         self._sig_docs: np.ndarray | None = None
-        self._shingles = _HashStore()  # for exact Jaccard
-        self._field_words: dict[str, _HashStore] = {}  # per field_thresholds field: word sets
+        self._shingles = HashStore()  # for exact Jaccard
+        self._field_words: dict[str, HashStore] = {}  # per field_thresholds field: word sets
         self._ids: list[pa.Array] = []
-        self._source_rank: list[np.ndarray] = []
-        self._source_code: list[np.ndarray] = []
-        self._quality: list[np.ndarray] = []
-        self._output_len: list[np.ndarray] = []
-        self._sources: dict[str, int] = {}
+        self._keys = self._keeper_keys()  # what the keep rules compare
         self._n_ref = 0
         self._n = 0
-        # Decisions, filled by _cluster.
+        # Decisions, filled by _decide.
         self._apply_offset = 0
         self._fitted = False
         self._dup_of = np.zeros(0, np.int64)
@@ -283,7 +276,7 @@ class MinHashDedup(SplitFitStage):
         """Step 1 for one batch whose first row is document ``offset``: rows of BAND_ROWS_SCHEMA."""
         self._require_split("band_rows")
         sig = self.hasher().signatures(document_text(batch, self._text_fields())).sig
-        valid = np.flatnonzero((sig != _EMPTY_SIGNATURE).any(axis=0))
+        valid = np.flatnonzero(has_shingles(sig))
         docs = valid.astype(np.int64) + offset
         if len(docs):
             doc_bits_for(int(docs[-1]))  # beyond 2**32 documents: fail here, not after the shuffle
@@ -358,20 +351,7 @@ class MinHashDedup(SplitFitStage):
         else:
             self._add_candidates(batch, hasher, candidates)
         self._ids.append(_as_array(batch.column("id")))
-        sources = (
-            _as_array(batch.column("source"))
-            if "source" in batch.column_names
-            else pa.array([""] * n, pa.string())
-        )
-        code, rank = self._source_codes(sources)
-        self._source_code.append(code)
-        self._source_rank.append(rank)
-        self._quality.append(self._quality_scores(batch))
-        if "output" in batch.column_names:
-            lengths = pc.fill_null(pc.utf8_length(_as_array(batch.column("output"))), 0)
-            self._output_len.append(lengths.to_numpy(zero_copy_only=False).astype(np.int64))
-        else:
-            self._output_len.append(np.zeros(n, np.int64))
+        self._keys.add_batch(batch)
         self._n += n
 
     def _add_candidates(self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray) -> None:
@@ -398,7 +378,7 @@ class MinHashDedup(SplitFitStage):
         words = MinHasher(num_perm=1, shingle="word", ngram=1)
         size = batch.num_rows if n is None else n
         for name in self.params.field_thresholds:
-            store = self._field_words.setdefault(name, _HashStore())
+            store = self._field_words.setdefault(name, HashStore())
             if name not in batch.column_names:
                 store.add_missing(size)
                 continue
@@ -408,85 +388,26 @@ class MinHashDedup(SplitFitStage):
             else:
                 store.add(hashes, _scatter(counts, rows, size), _scatter(True, rows, size))
 
-    def _quality_scores(self, batch: pa.Table) -> np.ndarray:
-        column = self.params.quality_column
-        if column in batch.column_names:
-            kind = batch.schema.field(column).type
-            if pa.types.is_floating(kind) or pa.types.is_integer(kind):
-                values = _as_array(batch.column(column)).cast(pa.float64())
-                return pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False).astype(float)
-        return np.full(batch.num_rows, np.nan)
-
-    def _source_codes(self, sources: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        if len(sources) == 0:
-            return np.zeros(0, np.int32), np.zeros(0, np.int32)
-        encoded = pc.dictionary_encode(pc.fill_null(sources, ""))
-        names = encoded.dictionary.to_pylist()
-        priority = {name: i for i, name in enumerate(self.params.source_priority)}
-        codes = np.array(
-            [self._sources.setdefault(name, len(self._sources)) for name in names], np.int32
-        )
-        ranks = np.array([priority.get(name, len(priority)) for name in names], np.int32)
-        index = encoded.indices.to_numpy(zero_copy_only=False)
-        return codes[index], ranks[index]
+    def _keeper_keys(self) -> KeeperKeys:
+        return KeeperKeys(self.params.source_priority, self.params.quality_column)
 
     def _add_reference(self) -> None:
         """Signatures of an earlier run: they rank before every new row and are never output."""
-        import pyarrow.parquet as pq
-
-        files: list[str] = []
-        for spec in self.params.reference:
-            files.extend(sorted(glob.glob(spec)) if any(ch in spec for ch in "*?[") else [spec])
-        if not files:
-            raise StageError(f"minhash_dedup reference: no files match {self.params.reference}")
-        for path in files:
-            if not Path(path).exists():
-                raise StageError(f"minhash_dedup reference: {path} does not exist")
-            table = pq.read_table(path)
-            if SIGNATURE_COLUMN not in table.column_names or "id" not in table.column_names:
-                raise StageError(
-                    f"minhash_dedup reference {path}: needs columns 'id' and '{SIGNATURE_COLUMN}' "
-                    "(write them with `minhash_dedup: {store_signatures: true}` in the earlier run)"
-                )
-            self._check_reference_params(table.schema.field(SIGNATURE_COLUMN), path)
-            sig = _signature_matrix(table.column(SIGNATURE_COLUMN), self.params.num_perm, path)
-            n = table.num_rows
-            self._sigs.append(sig)
-            fields = self._text_fields()
-            if self.params.verify == "jaccard" and all(f in table.column_names for f in fields):
-                # The earlier run's text is there: verify exactly, for rows whose text still gives
-                # their stored signature (a later stage, e.g. template expansion, may have
-                # rewritten it; those rows fall back to the signature estimate).
-                hasher = self.hasher()
-                hashes, counts = hasher.shingle_hashes(document_text(table, fields))
-                same_text = (hasher.from_hashes(hashes, counts) == sig).all(axis=0)
-                self._shingles.add(hashes, counts, same_text)
+        hasher = self.hasher()
+        fields = self._text_fields()
+        for path in reference_files(self.params.reference):
+            ref = read_reference(path, hasher, fields, exact=self.params.verify == "jaccard")
+            n = ref.table.num_rows
+            self._sigs.append(ref.sig)
+            if ref.shingles is not None:
+                self._shingles.add(*ref.shingles)
             else:
                 self._shingles.add_missing(n)
-            self._add_field_words(table)
-            self._ids.append(_as_array(table.column("id")))
-            self._source_code.append(np.full(n, -1, np.int32))
-            self._source_rank.append(np.full(n, -1, np.int32))
-            self._quality.append(np.full(n, np.nan))
-            self._output_len.append(np.zeros(n, np.int64))
+            self._add_field_words(ref.table)
+            self._ids.append(_as_array(ref.table.column("id")))
+            self._keys.add_reference(n)
             self._n += n
         self._n_ref = self._n
-
-    def _check_reference_params(self, field: pa.Field, path: str) -> None:
-        meta = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
-        if not meta:
-            return
-        wrong = {
-            k: (meta.get(k), v) for k, v in self._signature_metadata().items() if meta.get(k) != v
-        }
-        if wrong:
-            detail = ", ".join(
-                f"{k}: file has {a!r}, this stage {b!r}" for k, (a, b) in sorted(wrong.items())
-            )
-            raise StageError(
-                f"minhash_dedup reference {path}: signatures were made with other parameters "
-                f"({detail})"
-            )
 
     # ------------------------------------------------------------------ clustering
 
@@ -494,23 +415,11 @@ class MinHashDedup(SplitFitStage):
         """Candidates from every band's buckets, then :meth:`_decide`."""
         p = self.params
         n = self._n
-        source_code = np.concatenate(self._source_code) if n else np.zeros(0, np.int32)
-        # Documents without any shingle (empty text) have the empty signature: never compared.
-        valid = np.flatnonzero(
-            np.concatenate([(s != _EMPTY_SIGNATURE).any(axis=0) for s in self._sigs])
-            if n
-            else np.zeros(0, bool)
-        )
+        groups = None
+        if not p.cross_source:
+            groups = self._keys.source_codes() if n else np.zeros(0, np.int32)
         bands, rows = self.banding()
-        group = None if p.cross_source else source_code[valid]
-        codes = np.zeros(0, np.uint64)
-        for band in range(bands):
-            keys = (
-                np.concatenate([band_keys(s, band, rows) for s in self._sigs])
-                if n
-                else np.zeros(0, np.uint64)
-            )
-            codes = np.union1d(codes, bucket_pairs(_mix_group(keys[valid], group), valid))
+        codes, valid = candidate_pairs(self._sigs, bands, rows, groups)
         self._decide(codes, int(np.count_nonzero(valid >= self._n_ref)), clock)
 
     def _decide(self, codes: np.ndarray, with_shingles: int, clock: _Clock) -> None:
@@ -526,7 +435,7 @@ class MinHashDedup(SplitFitStage):
         bands, rows = self.banding()
         u, v = split_codes(codes)
         if not p.cross_source:
-            source_code = np.concatenate(self._source_code) if n else np.zeros(0, np.int32)
+            source_code = self._keys.source_codes() if n else np.zeros(0, np.int32)
             same = source_code[u] == source_code[v]
             u, v = u[same], v[same]
         # Two reference rows are never compared: the earlier run already deduplicated them.
@@ -534,18 +443,33 @@ class MinHashDedup(SplitFitStage):
         u, v = u[new], v[new]
         clock.lap("candidates")
         docs = np.union1d(u, v)
-        self._shingle_sets = self._shingles.index(docs)
-        self._field_sets = {name: store.index(docs) for name, store in self._field_words.items()}
-        verified, _, _, _ = self._match(u, v)
+        verifier = PairVerifier(
+            p.threshold,
+            self._shingles.index(docs),
+            self._sigs,
+            self._chunk_starts,
+            sig_docs=self._sig_docs,  # fit_pairs: signatures of candidate documents only
+            field_sets={name: store.index(docs) for name, store in self._field_words.items()},
+            field_thresholds={name: value for name, value in p.field_thresholds.items()},
+        )
+        verified, _, _, _ = verifier.match(u, v)
         clock.lap("verify")
         labels = connected_components(n, u[verified], v[verified])
-        self._assign(labels)
-        self._shingle_sets, self._field_sets = None, {}
+        keepers = choose_keepers(
+            labels,
+            self._rank_order,
+            verifier.match,
+            self._n_ref,
+            field_names=p.field_thresholds,
+            transitive=p.clusters == "connected",
+        )
+        self._dup_of, self._similarity = keepers.dup_of, keepers.similarity
+        self._field_similarity, self._exactly = keepers.field_similarity, keepers.exactly
         removed = self._dup_of >= 0
         self._cluster_size = np.ones(n, np.int64) + np.bincount(self._dup_of[removed], minlength=n)
         # apply() needs only the decisions (and the signatures, when they are written out).
-        self._shingles, self._field_words = _HashStore(), {}
-        self._quality, self._output_len, self._source_rank, self._source_code = [], [], [], []
+        self._shingles, self._field_words = HashStore(), {}
+        self._keys = self._keeper_keys()
         if not p.store_signatures:
             self._sigs, self._sig_docs = [], None
         clock.lap("clusters")
@@ -570,93 +494,11 @@ class MinHashDedup(SplitFitStage):
             "cpu_seconds": clock.cpu,
         }
 
-    def _match(
-        self, u: np.ndarray, v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """For pairs: (duplicate?, similarity, measured exactly?, per-field word similarity).
-
-        Similarity is exact Jaccard of the shingle sets when both are known, else the signature
-        estimate (``verify: estimate``, or reference rows stored without their text).
-        """
-        sim = np.empty(len(u), np.float64)
-        exact = np.zeros(len(u), bool)
-        if self._shingle_sets is not None:
-            exact = _known(self._shingle_sets, u) & _known(self._shingle_sets, v)
-            sim[exact] = self._shingle_sets.jaccard(u[exact], v[exact])
-        if (~exact).any():
-            su, sv = u[~exact], v[~exact]
-            if self._sig_docs is not None:  # fit_pairs: signatures of candidate documents only
-                su, sv = np.searchsorted(self._sig_docs, su), np.searchsorted(self._sig_docs, sv)
-            sim[~exact] = estimated_jaccard(self._sigs, self._chunk_starts, su, sv)
-        ok = sim >= self.params.threshold
-        fields: dict[str, np.ndarray] = {}
-        for name, sets in self._field_sets.items():
-            words = np.full(len(u), np.nan)
-            if sets is not None:
-                known = _known(sets, u) & _known(sets, v)
-                # Two empty fields are the same field.
-                words[known] = sets.jaccard(u[known], v[known], empty=1.0)
-                ok &= ~known | (words >= self.params.field_thresholds[name])  # type: ignore[index]
-            fields[name] = words
-        return ok, sim, exact, fields
-
     def _rank_order(self, members: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """``members`` sorted by component, then by the keeper rule (best first)."""
-        source_rank = np.concatenate(self._source_rank)[members]
-        quality = np.concatenate(self._quality)[members]
-        output_len = np.concatenate(self._output_len)[members]
-        rule_keys: list[np.ndarray] = []
-        for rule in self.params.keep:
-            if rule == "source":
-                rule_keys.append(source_rank)
-            elif rule == "quality":
-                rule_keys.append(np.where(np.isnan(quality), np.inf, -quality))
-            elif rule == "longer_output":
-                rule_keys.append(-output_len)
-            elif rule == "shorter_output":
-                rule_keys.append(output_len)
-            elif rule == "first":
-                rule_keys.append(members)
-            elif rule == "smallest_id":
-                ids = np.array(self._id_column.take(pa.array(members)).to_pylist(), dtype=str)
-                id_rank = np.empty(len(members), np.int64)
-                id_rank[np.argsort(ids, kind="stable")] = np.arange(len(members))
-                rule_keys.append(id_rank)
-        # np.lexsort: last key is primary. Component, then reference rows first (they are
-        # already published), then the rule, then stream order.
-        is_new = (members >= self._n_ref).astype(np.int8)
-        keys = [members, *reversed(rule_keys), is_new, labels[members]]
-        return members[np.lexsort(keys)]
-
-    def _assign(self, labels: np.ndarray) -> None:
-        """Keepers and removals per component (see the module docstring)."""
-        n = len(labels)
-        self._dup_of = np.full(n, -1, np.int64)
-        self._similarity = np.full(n, np.nan)
-        self._field_similarity = {name: np.full(n, np.nan) for name in self.params.field_thresholds}
-        self._exactly = np.zeros(n, bool)
-        sizes = np.bincount(labels, minlength=n)
-        members = np.flatnonzero(sizes[labels] > 1)
-        remaining = self._rank_order(members, labels) if len(members) else members
-        while len(remaining):
-            group = labels[remaining]
-            first = np.concatenate([[True], group[1:] != group[:-1]])
-            keeper = remaining[np.maximum.accumulate(np.where(first, np.arange(len(remaining)), 0))]
-            others = ~first
-            if not others.any():
-                break
-            u, v = keeper[others], remaining[others]
-            ok, sim, exact, fields = self._match(u, v)
-            if self.params.clusters == "connected":
-                ok = np.ones(len(v), bool)
-            ok &= v >= self._n_ref  # reference rows all stay keepers
-            hit = v[ok]
-            self._dup_of[hit] = u[ok]
-            self._similarity[hit] = sim[ok]
-            for name, words in fields.items():
-                self._field_similarity[name][hit] = words[ok]
-            self._exactly[hit] = exact[ok]
-            remaining = v[~ok]
+        """``members`` sorted by component, then by the ``keep`` rule (best first)."""
+        return self._keys.rank_order(
+            members, labels, self.params.keep, self._id_column, self._n_ref
+        )
 
     # ------------------------------------------------------------------ apply
 
@@ -716,7 +558,9 @@ class MinHashDedup(SplitFitStage):
             CLUSTER_SIZE_COLUMN: pa.array(self._cluster_size[lo:hi], pa.int64())
         }
         if self.params.store_signatures:
-            scores[SIGNATURE_COLUMN] = self._signature_column(lo, hi)
+            scores[SIGNATURE_COLUMN] = signature_column(
+                self._sigs, self._chunk_starts, np.arange(lo, hi), self.params.num_perm
+            )
         decision = Decision(
             keep=keep_array,
             reason=pc.if_else(keep_array, pa.scalar(None, pa.string()), "near_duplicate"),
@@ -726,58 +570,14 @@ class MinHashDedup(SplitFitStage):
         )
         result = apply_decision(table, decision, self.name)
         if self.params.store_signatures:
-            result.kept = _with_field_metadata(
+            result.kept = with_field_metadata(
                 result.kept, SIGNATURE_COLUMN, self._signature_metadata()
             )
         return result
 
-    def _signature_column(self, lo: int, hi: int) -> pa.Array:
-        sig = gather_columns(self._sigs, self._chunk_starts, np.arange(lo, hi))
-        flat = pa.array(np.ascontiguousarray(sig.T).reshape(-1), pa.uint32())
-        return pa.FixedSizeListArray.from_arrays(flat, self.params.num_perm)
-
     def manifest_info(self) -> dict[str, Any]:
         """LSH configuration, cluster counts and phase timings for ``manifest.json``."""
         return dict(self._info)
-
-
-class _HashStore:
-    """Per-document hash sets of a stream, chunk by chunk (some documents may lack them)."""
-
-    def __init__(self) -> None:
-        self.hashes: list[np.ndarray] = []
-        self.counts: list[np.ndarray] = []
-        self.known: list[np.ndarray] = []
-
-    def add(self, hashes: np.ndarray, counts: np.ndarray, known: np.ndarray | None = None) -> None:
-        self.hashes.append(hashes)
-        self.counts.append(np.asarray(counts, np.int64))
-        self.known.append(np.ones(len(counts), bool) if known is None else np.asarray(known, bool))
-
-    def add_missing(self, n: int) -> None:
-        self.hashes.append(np.zeros(0, np.uint32))
-        self.counts.append(np.zeros(n, np.int64))
-        self.known.append(np.zeros(n, bool))
-
-    def index(self, docs: np.ndarray) -> SetIndex | None:
-        """Sorted sets of ``docs`` (sorted global numbers) that have them; None if none do."""
-        if not any(k.any() for k in self.known):
-            return None
-        sizes = np.array([len(c) for c in self.counts], np.int64)
-        chunk_starts = np.concatenate([[0], np.cumsum(sizes)])
-        docs = docs[np.concatenate(self.known)[docs]] if len(docs) else docs
-        chunk = np.searchsorted(chunk_starts, docs, side="right") - 1
-        parts: list[np.ndarray] = []
-        counts: list[np.ndarray] = []
-        for c in np.unique(chunk):
-            local = docs[chunk == c] - chunk_starts[c]
-            starts = np.concatenate([[0], np.cumsum(self.counts[c])])[local]
-            sizes_c = self.counts[c][local]
-            parts.append(self.hashes[c][concat_ranges(starts, sizes_c)])
-            counts.append(sizes_c)
-        hashes = np.concatenate(parts) if parts else np.zeros(0, np.uint32)
-        count = np.concatenate(counts) if counts else np.zeros(0, np.int64)
-        return SetIndex(docs, hashes, count)
 
 
 class _Clock:
@@ -794,14 +594,6 @@ class _Clock:
         self.wall[name] = round(wall - self._wall, 3)
         self.cpu[name] = round(cpu - self._cpu, 3)
         self._wall, self._cpu = wall, cpu
-
-
-def _known(sets: SetIndex, docs: np.ndarray) -> np.ndarray:
-    """Which documents have a set in ``sets``."""
-    if len(sets.docs) == 0:
-        return np.zeros(len(docs), bool)
-    at = np.minimum(np.searchsorted(sets.docs, docs), len(sets.docs) - 1)
-    return np.asarray(sets.docs[at] == docs)
 
 
 def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -821,31 +613,3 @@ def _text_array(table: pa.Table, fields: list[str]) -> pa.Array:
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     return pc.fill_null(text, "")
-
-
-def _mix_group(keys: np.ndarray, group: np.ndarray | None) -> np.ndarray:
-    if group is None:
-        return keys
-    return keys ^ (group.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
-
-
-def _signature_matrix(column: pa.ChunkedArray, num_perm: int, path: str) -> np.ndarray:
-    values = column.combine_chunks()
-    if not (pa.types.is_fixed_size_list(values.type) or pa.types.is_list(values.type)):
-        raise StageError(
-            f"minhash_dedup reference {path}: column '{SIGNATURE_COLUMN}' is {values.type}, "
-            "expected a list of uint32"
-        )
-    flat = values.flatten().cast(pa.uint32()).to_numpy(zero_copy_only=False)
-    if len(flat) != len(values) * num_perm:
-        raise StageError(
-            f"minhash_dedup reference {path}: signatures are not {num_perm} values long "
-            "(made with another num_perm?)"
-        )
-    return np.ascontiguousarray(flat.reshape(len(values), num_perm).T)
-
-
-def _with_field_metadata(table: pa.Table, column: str, metadata: dict[str, str]) -> pa.Table:
-    index = table.column_names.index(column)
-    field = table.schema.field(index).with_metadata(metadata)
-    return table.set_column(index, field, table.column(index))
