@@ -15,7 +15,7 @@ from rich.table import Table
 from curate.errors import CurateError
 from curate.templates import DEFAULT_TEMPLATE_DIR, Expander, Family, load_families
 from curate.templates.render import RenderError, example_table, record_context, render
-from curate.templates.select import splitmix64, stable_seed
+from curate.util.hashing import splitmix64, stable_seed
 
 templates_app = typer.Typer(
     name="templates",

@@ -32,10 +32,9 @@ from curate.templates.select import (
     has_text,
     runs,
     seeded_permutation,
-    splitmix64,
-    stable_seed,
 )
 from curate.templates.spec import EXAMPLE_FIELDS, Family, FewShot, Template
+from curate.util.hashing import splitmix64, stable_seed
 
 _CONTEXT_COLUMNS = ("id", *EXAMPLE_FIELDS)
 _POSITIVE = '"niv2_part": "positive_example"'

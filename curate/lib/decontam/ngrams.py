@@ -14,17 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.util.hashing import splitmix64
 from curate.util.text import matching_text
 
 # Odd 64-bit multiplier for the rolling hash; word ids are mixed with splitmix64 first.
 _PRIME = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _splitmix64(values: np.ndarray) -> np.ndarray:
-    z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @dataclass
@@ -82,7 +76,7 @@ def window_starts(offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def hash_windows(ids: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
     """64-bit polynomial hash of ``ids[start:start + n]`` for every start."""
-    mixed = _splitmix64(ids)
+    mixed = splitmix64(ids)
     hashes = np.zeros(len(starts), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for k in range(n):

@@ -16,7 +16,7 @@ from curate.errors import StageError
 from curate.records import REJECT_SCHEMA
 from curate.stages.base import GlobalStage, StageParams, StageResult, make_rejects, stage_stats
 from curate.stages.mix.allocate import Allocation, Group, Unit, allocate, check_weights
-from curate.templates.select import splitmix64, stable_seed
+from curate.util.hashing import splitmix64, stable_seed
 
 _FIRST_WORD = r"^[^\p{L}]*(?P<word>\p{L}[\p{L}'’-]*)"
 
