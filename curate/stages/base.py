@@ -79,6 +79,8 @@ class Stage:
     Params: ClassVar[type[StageParams]] = StageParams
     # True for stages that recompute ``id`` for every row (so readers before them can skip it).
     recomputes_ids: ClassVar[bool] = False
+    # True for stages that can turn one row into several (expand): rows out may exceed rows in.
+    multiplies_rows: ClassVar[bool] = False
 
     def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         if isinstance(params, StageParams):

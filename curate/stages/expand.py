@@ -40,6 +40,7 @@ class ExpandTemplates(GlobalStage):
     """
 
     name: ClassVar[str] = "expand_v1"
+    multiplies_rows: ClassVar[bool] = True
 
     class Params(StageParams):
         per_record: int = Field(1, ge=1, le=64, description="Templates (output rows) per record.")
