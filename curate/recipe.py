@@ -62,10 +62,10 @@ class Recipe(BaseModel):
         None, description="Ray cluster address; default RAY_ADDRESS or a local instance."
     )
     batch_size: int = Field(
-        100_000, ge=1, description="Rows per shard; fixed for a run and its resume."
+        100_000, ge=1, le=100_000_000, description="Rows per shard; fixed for a run and its resume."
     )
     workers: int | None = Field(
-        None, ge=1, description="Processes for per-batch stages; default: all cores."
+        None, ge=1, le=1024, description="Processes for per-batch stages; default: all cores."
     )
 
     @field_validator("name")
@@ -128,6 +128,88 @@ def _stage_entries(raw: Any) -> list[dict[str, Any]]:
     return specs
 
 
+# A recipe is a few hundred values; YAML aliases (&a ... *a) can make a small file expand to
+# billions ("billion laughs"), which every later step (validation, errors, the run key) would walk.
+MAX_RECIPE_VALUES = 100_000
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (the second would silently win)."""
+
+
+def _mapping_without_duplicates(loader: _RecipeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {str(key)[:80]!r}", key_node.start_mark
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_RecipeLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _mapping_without_duplicates,
+)
+
+
+def expanded_size(data: Any, limit: int = MAX_RECIPE_VALUES) -> int:
+    """How many values ``data`` holds once every shared (aliased) value is counted at each place
+    it appears; stops counting past ``limit``. Linear in the distinct values."""
+    sizes: dict[int, int] = {}
+
+    def size(value: Any) -> int:
+        known = sizes.get(id(value))
+        if known is not None:
+            return known
+        total = 1
+        children = (
+            [*value.keys(), *value.values()]
+            if isinstance(value, dict)
+            else value
+            if isinstance(value, list)
+            else ()
+        )
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(value)] = total
+        return total
+
+    return size(data)
+
+
+def load_yaml(text: str, origin: str) -> Any:
+    """Parse recipe YAML safely: no duplicate keys, a bounded expansion of aliases."""
+    try:
+        data = yaml.load(text, Loader=_RecipeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise RecipeError(
+            f"{origin}{where}: invalid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    except RecursionError:
+        raise RecipeError(f"{origin}: YAML nested too deeply") from None
+    try:
+        too_big = expanded_size(data) > MAX_RECIPE_VALUES
+    except RecursionError:
+        raise RecipeError(f"{origin}: YAML nested too deeply") from None
+    if too_big:
+        raise RecipeError(
+            f"{origin}: expands to more than {MAX_RECIPE_VALUES:,} values (YAML aliases "
+            "*name repeat an &name value everywhere they appear); a recipe is far smaller"
+        )
+    return data
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``--set a.b.0.c=value``: the value is parsed as YAML (``[a, b]``, ``0.7``, ``true``)."""
     data = copy.deepcopy(data)
@@ -135,10 +217,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if "=" not in override:
             raise RecipeError(f"--set {override!r}: expected KEY.PATH=VALUE")
         path, raw_value = override.split("=", 1)
-        try:
-            value = yaml.safe_load(raw_value)
-        except yaml.YAMLError as exc:
-            raise RecipeError(f"--set {override!r}: value is not valid YAML ({exc})") from None
+        value = load_yaml(raw_value, f"--set {path}")
         parts = path.split(".")
         node: Any = data
         for depth, part in enumerate(parts[:-1]):
@@ -202,14 +281,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(f"recipe {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"recipe {path}: cannot read ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise RecipeError(
-            f"recipe {path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
+    data = load_yaml(text, f"recipe {path}")
     if overrides:
         if not isinstance(data, dict):
             raise RecipeError(f"recipe {path}: expected a mapping at the top level")

@@ -138,13 +138,26 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL over the views records, rejects, stages.")],
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
     limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
+    timeout: Annotated[
+        float, typer.Option(help="Stop the query after this many seconds (0: no limit).")
+    ] = 300.0,
+    unsafe: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe",
+            help="Plain DuckDB: any statement, any file, extensions (it can write and change the run).",
+        ),
+    ] = False,
 ) -> None:
-    """Query a run directory with DuckDB (views: records, rejects, stages)."""
+    """Query a run directory with DuckDB (views: records, rejects, stages). Read-only: one SELECT
+    that reads only the run's files, with a time limit; --unsafe lifts that."""
     from curate.run.query import run_query
 
     if fmt not in ("table", "csv", "json"):
         raise CurateError(f"--format must be table, csv or json, not {fmt!r}")
-    result = run_query(run_dir, sql)
+    if timeout < 0:
+        raise CurateError(f"--timeout must be 0 or more seconds, not {timeout}")
+    result = run_query(run_dir, sql, unsafe=unsafe, timeout=timeout or None)
     print_table(result, fmt, limit)
 
 

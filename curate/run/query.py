@@ -1,8 +1,14 @@
-"""DuckDB over a run directory: views ``records``, ``rejects`` and ``stages``."""
+"""DuckDB over a run directory: views ``records``, ``rejects`` and ``stages``.
+
+``curate query`` is read-only and contained by default: one SELECT (or EXPLAIN) statement, on a
+connection that can read only the run's own files, install or load no extension, and change no
+setting, stopped after a time limit. ``--unsafe`` gives plain DuckDB.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,9 +82,71 @@ def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(run_dir: Path, sql: str) -> pa.Table:
-    con = connect(run_dir)
+# Statements ``curate query`` runs by default: reading only.
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
+DEFAULT_TIMEOUT_SECONDS = 300.0
+
+
+def contain(con: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
+    """Lock a connection to reading this run: no other files, no extension installs or loads,
+    and no setting can be changed back (``lock_configuration``)."""
+    allowed = run_dir.resolve().as_posix().rstrip("/") + "/"
+    con.execute("SET allowed_directories = [$1]", [allowed])
+    for statement in (
+        "SET enable_external_access = false",
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        "SET lock_configuration = true",
+    ):
+        con.execute(statement)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """One statement that only reads; anything else (COPY, ATTACH, EXPORT, INSTALL, CREATE,
+    several statements) is refused before it runs."""
     try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise CurateError(f"query failed: {exc}") from None
+    if len(statements) != 1:
+        raise CurateError(
+            f"curate query runs one statement, got {len(statements)}; "
+            "(--unsafe lifts every restriction)"
+        )
+    kind = statements[0].type.name
+    if kind not in READ_ONLY_STATEMENTS:
+        raise CurateError(
+            f"curate query is read-only: {kind} statements are refused (only SELECT, WITH ... "
+            "SELECT and EXPLAIN run). Pass --unsafe for full DuckDB, at your own risk: it can "
+            "write files, change the run and read any file"
+        )
+
+
+def run_query(
+    run_dir: Path,
+    sql: str,
+    *,
+    unsafe: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+) -> pa.Table:
+    """Run SQL over a run's views. By default read-only and contained (see :func:`contain`,
+    :func:`check_read_only`) and stopped after ``timeout`` seconds; ``unsafe`` is plain DuckDB."""
+    con = connect(run_dir)
+    timer: threading.Timer | None = None
+    timed_out = threading.Event()
+    try:
+        if not unsafe:
+            contain(con, run_dir)
+            check_read_only(con, sql)
+        if timeout is not None:
+
+            def stop() -> None:
+                timed_out.set()
+                con.interrupt()
+
+            timer = threading.Timer(timeout, stop)
+            timer.daemon = True
+            timer.start()
         relation = con.sql(sql)
         if relation is None:  # a statement without a result (e.g. SET)
             return pa.table({})
@@ -87,8 +155,14 @@ def run_query(run_dir: Path, sql: str) -> pa.Table:
         table: pa.Table = to_arrow()
         return table
     except duckdb.Error as exc:
+        if timed_out.is_set():
+            raise CurateError(
+                f"query stopped after {timeout:g} s (--timeout SECONDS to allow longer)"
+            ) from None
         raise CurateError(f"query failed: {exc}") from None
     finally:
+        if timer is not None:
+            timer.cancel()
         con.close()
 
 

@@ -19,6 +19,7 @@ any data), ``manifest_info`` and ``merge_manifest_info`` (what the stage reports
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,16 +27,39 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from curate.errors import StageError
 from curate.records import RECORD_SCHEMA, REJECT_SCHEMA, conform
 
 
 class StageParams(BaseModel):
-    """Base for every stage's ``Params``: unknown keys are errors, not silently ignored."""
+    """Base for every stage's ``Params``: unknown keys are errors, not silently ignored, and every
+    integer fits in 64 bits (numpy and Arrow would overflow later, after work started)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _integers_fit_64_bits(self) -> StageParams:
+        for name, value in self:
+            if not fits_64_bits(value):
+                raise ValueError(f"{name}: integers must lie within ±2**63")
+        return self
+
+
+def fits_64_bits(value: Any) -> bool:
+    """Every int in a (nested) value lies within the signed 64-bit range."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, dict):
+        return all(fits_64_bits(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(fits_64_bits(v) for v in value)
+    if isinstance(value, BaseModel):
+        return all(fits_64_bits(v) for _, v in value)
+    return True
 
 
 @dataclass
@@ -61,13 +85,23 @@ class Decision:
     scores: dict[str, pa.Array] = field(default_factory=dict)  # written on kept rows too
 
 
+# Values quoted in error messages are cut short: a bad value can be huge (or alias-expanded).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel = 3
+MAX_ERRORS_SHOWN = 10
+
+
 def format_validation_error(error: ValidationError, prefix: str) -> str:
     lines = []
-    for item in error.errors():
+    items = error.errors()
+    for item in items[:MAX_ERRORS_SHOWN]:
         path = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
         got = item.get("input")
-        got_text = "" if item["type"] == "missing" else f" (got {got!r})"
-        lines.append(f"{path}: {item['msg']}{got_text}")
+        got_text = "" if item["type"] == "missing" else f" (got {_SHORT.repr(got)})"
+        lines.append(f"{path[:200]}: {item['msg'][:300]}{got_text}")
+    if len(items) > MAX_ERRORS_SHOWN:
+        lines.append(f"and {len(items) - MAX_ERRORS_SHOWN} more errors")
     return "; ".join(lines)
 
 
