@@ -9,7 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from curate.ingest.parse import ReadContext, RowBuilder
+from curate.ingest.builder import RowBuilder
+from curate.ingest.parse import ReadContext
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"

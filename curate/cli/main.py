@@ -213,36 +213,30 @@ def stats(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> 
     from curate.run.query import load_manifest
 
     manifest = load_manifest(run_dir)
-    sources = Table(title=f"{manifest['name']}: sources")
+    sources = Table(title=f"{manifest.name}: sources")
     for name in ("source", "files", "read", "kept", "rejected"):
         sources.add_column(name, justify="right" if name != "source" else "left")
-    for s in manifest["sources"]:
+    for s in manifest.sources:
         sources.add_row(
-            s["name"],
-            str(len(s["files"])),
-            str(s["rows_read"]),
-            str(s["rows_kept"]),
-            str(s["rows_rejected"]),
+            s.name, str(len(s.files)), str(s.rows_read), str(s.rows_kept), str(s.rows_rejected)
         )
     out.print(sources)
     funnel = Table(title="stages")
     for name in ("#", "stage", "in", "out", "dropped by reason", "seconds"):
         funnel.add_column(name)
-    for s in manifest["stages"]:
-        dropped = ", ".join(f"{k}={v}" for k, v in s["dropped"].items())
+    for stage in manifest.stages:
+        dropped = ", ".join(f"{k}={v}" for k, v in stage.dropped.items())
         funnel.add_row(
-            str(s["index"]),
-            s["name"],
-            str(s["rows_in"]),
-            str(s["rows_out"]),
+            str(stage.index),
+            stage.name,
+            str(stage.rows_in),
+            str(stage.rows_out),
             dropped,
-            f"{s['seconds']:.2f}",
+            f"{stage.seconds:.2f}",
         )
     out.print(funnel)
-    rows = manifest["rows"]
-    out.print(
-        f"read {rows['read']}  kept {rows['kept']}  rejected {rows['rejected']}  ({manifest['timings']['total_seconds']:.1f}s)"
-    )
+    rows, seconds = manifest.rows, manifest.timings.get("total_seconds", 0.0)
+    out.print(f"read {rows.read}  kept {rows.kept}  rejected {rows.rejected}  ({seconds:.1f}s)")
 
 
 @app.command()

@@ -52,6 +52,7 @@ from curate.recipe import Recipe
 from curate.records import REJECT_SCHEMA
 from curate.run.funnel import source_accounting
 from curate.run.layout import MANIFEST, RUN_CARD, RunDir, publish, run_card
+from curate.run.manifest import Manifest
 from curate.run.writer import write_dataset
 from curate.stages.base import GlobalStage, Stage
 from curate.util.files import write_bytes_atomic, write_json_atomic
@@ -356,9 +357,12 @@ class Executor:
             "started_at": started_at.isoformat(timespec="seconds"),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_json_atomic(manifest, partial / MANIFEST)
-        write_bytes_atomic(run_card(manifest).encode("utf-8"), partial / RUN_CARD)
-        return manifest
+        # Validated against the typed model before it is written: what readers get is a promise.
+        typed = Manifest.model_validate(manifest)
+        written = typed.to_json_dict()
+        write_json_atomic(written, partial / MANIFEST)
+        write_bytes_atomic(run_card(typed).encode("utf-8"), partial / RUN_CARD)
+        return written
 
     def _write_report(self, partial: Path) -> None:
         # The data is complete and valid without the report: a report that cannot be built is a

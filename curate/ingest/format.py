@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from curate.errors import CurateError
-from curate.ingest.parse import ReadContext, RowBuilder, take_optional_text, take_text
+from curate.ingest.builder import RowBuilder
+from curate.ingest.parse import ReadContext, take_optional_text, take_text
 
 # Record fields filled as text ("" when absent); every other mapped field is optional (None).
 TEXT_FIELDS = ("instruction", "input", "output")

@@ -16,19 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import InputFileError, UnknownFormatError
+from curate.ingest.builder import RowBuilder, iter_dict_items
 from curate.ingest.files import data_suffix, is_hf_disk_dir
 from curate.ingest.format import TEXT_FIELDS, Column, Format, formats
 from curate.ingest.formats.hf_disk import dataset_rows
-from curate.ingest.parse import (
-    Item,
-    ParsedFile,
-    ReadContext,
-    RowBuilder,
-    RowError,
-    iter_dict_items,
-    parse_file,
-    sample_keys,
-)
+from curate.ingest.parse import Item, ParsedFile, ReadContext, RowError, parse_file, sample_keys
 from curate.records import empty_records, empty_rejects, encode_meta
 
 FAMILIES: dict[str, Format] = formats()

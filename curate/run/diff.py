@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from curate.errors import CurateError
+from curate.run.manifest import Manifest
 from curate.run.query import create_run_views, load_manifest, stage_order
 
 KEY = ("source", "source_file", "source_row")
@@ -151,15 +152,12 @@ def diff_runs(run_a: Path, run_b: Path, *, n: int = 5, out: Path | None = None) 
     )
 
 
-def input_warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def input_warnings(a: Manifest, b: Manifest) -> list[str]:
     """Differences between the two runs' inputs (sources, files, sha256) and seeds."""
     warnings = []
 
-    def files(manifest: dict[str, Any]) -> dict[str, dict[str, str]]:
-        return {
-            str(s["name"]): {str(f["path"]): str(f.get("sha256")) for f in s.get("files", [])}
-            for s in manifest.get("sources", [])
-        }
+    def files(manifest: Manifest) -> dict[str, dict[str, str]]:
+        return {s.name: {f.path: str(f.sha256) for f in s.files} for s in manifest.sources}
 
     files_a, files_b = files(a), files(b)
     for name in sorted(files_a.keys() | files_b.keys()):
@@ -179,17 +177,14 @@ def input_warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
                         f"source {name}: {path} differs (sha256 {sha_a[:12]} vs {sha_b[:12]}); "
                         "the same row number may hold different content"
                     )
-    if a.get("seed") != b.get("seed"):
+    if a.seed != b.seed:
         warnings.append(
-            f"seeds differ ({a.get('seed')} vs {b.get('seed')}): template choice and mix "
-            "sampling differ too"
+            f"seeds differ ({a.seed} vs {b.seed}): template choice and mix sampling differ too"
         )
     return warnings
 
 
-def _attach(
-    con: duckdb.DuckDBPyConnection, side: str, run_dir: Path, manifest: dict[str, Any]
-) -> None:
+def _attach(con: duckdb.DuckDBPyConnection, side: str, run_dir: Path, manifest: Manifest) -> None:
     """Views ``{side}_records`` / ``{side}_rejects`` and the table ``{side}_status`` (per input row)."""
     create_run_views(con, run_dir, prefix=f"{side}_")
     # The order the run's stages ran in: a row's latest drop decides its reason.

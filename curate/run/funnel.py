@@ -9,6 +9,8 @@ from typing import Any
 
 import duckdb
 
+from curate.run.manifest import Manifest
+
 
 def source_accounting(run_dir: Path) -> tuple[dict[str, int], dict[str, int]]:
     """Per source, ingested rows that reached the output, and rows that only reached the rejects.
@@ -46,7 +48,7 @@ def by_count(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def funnel_steps(
-    manifest: Mapping[str, Any], ingest_reasons: Mapping[str, int] | None = None
+    manifest: Manifest, ingest_reasons: Mapping[str, int] | None = None
 ) -> list[dict[str, Any]]:
     """Ingest, then every stage of a run's manifest: index, step, kind, rows in/out, the drops by
     reason (most frequent first) and seconds.
@@ -54,38 +56,31 @@ def funnel_steps(
     ``ingest_reasons`` (counted from the rejects) names why rows were rejected at ingest; without
     it the count comes from the manifest's per-file ``rows_rejected_at_ingest``.
     """
-    steps: list[dict[str, Any]] = []
-    read = manifest.get("rows", {}).get("read")
-    if read is not None:
-        if ingest_reasons is None:
-            rejected = sum(
-                f.get("rows_rejected_at_ingest", 0)
-                for s in manifest.get("sources", [])
-                for f in s.get("files", [])
-            )
-            ingest_reasons = {"rejected_at_ingest": rejected} if rejected else {}
-        read = int(read)
+    if ingest_reasons is None:
+        rejected = sum(f.rows_rejected_at_ingest for s in manifest.sources for f in s.files)
+        ingest_reasons = {"rejected_at_ingest": rejected} if rejected else {}
+    read = manifest.rows.read
+    steps: list[dict[str, Any]] = [
+        {
+            "index": "",
+            "step": "ingest",
+            "kind": "read",
+            "rows_in": read,
+            "rows_out": read - sum(ingest_reasons.values()),
+            "dropped": by_count(ingest_reasons),
+            "seconds": manifest.ingest.get("seconds"),
+        }
+    ]
+    for stage in manifest.stages:
         steps.append(
             {
-                "index": "",
-                "step": "ingest",
-                "kind": "read",
-                "rows_in": read,
-                "rows_out": read - sum(ingest_reasons.values()),
-                "dropped": by_count(ingest_reasons),
-                "seconds": manifest.get("ingest", {}).get("seconds"),
-            }
-        )
-    for stage in manifest.get("stages", []):
-        steps.append(
-            {
-                "index": stage.get("index", ""),
-                "step": stage.get("name", stage.get("key", "")),
-                "kind": stage.get("kind", ""),
-                "rows_in": int(stage.get("rows_in", 0)),
-                "rows_out": int(stage.get("rows_out", 0)),
-                "dropped": by_count(stage.get("dropped", {})),
-                "seconds": stage.get("seconds"),
+                "index": stage.index,
+                "step": stage.name,
+                "kind": stage.kind,
+                "rows_in": stage.rows_in,
+                "rows_out": stage.rows_out,
+                "dropped": by_count(stage.dropped),
+                "seconds": stage.seconds,
             }
         )
     return steps

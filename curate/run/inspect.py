@@ -15,6 +15,7 @@ from typing import Any, Literal
 import duckdb
 
 from curate.errors import CurateError
+from curate.run.manifest import Manifest
 from curate.run.query import connect, load_manifest, run_columns, stage_order
 
 Table = Literal["records", "rejects"]
@@ -116,7 +117,7 @@ def sample_run(
         columns: dict[Table, set[str]] = run_columns(con)
         filters: dict[str, list[str]] = {}
         if sources:
-            known = [str(s["name"]) for s in manifest.get("sources", [])]
+            known = [s.name for s in manifest.sources]
             filters["source"] = _check(
                 con, run_dir, "source", sources, ["records", "rejects"], known
             )
@@ -190,11 +191,11 @@ def find_keepers(
     return {i: found.get(i, Keeper(i, None)) for i in ids}
 
 
-def _stage_names(manifest: dict[str, Any], stages: Sequence[str]) -> list[str]:
+def _stage_names(manifest: Manifest, stages: Sequence[str]) -> list[str]:
     """Recipe keys (``quality``) -> registry names (``quality_v1``); other values unchanged."""
     by_key: dict[str, list[str]] = {}
-    for stage in manifest.get("stages", []):
-        by_key.setdefault(str(stage.get("key")), []).append(str(stage["name"]))
+    for line in manifest.stages:
+        by_key.setdefault(line.key, []).append(line.name)
     names: list[str] = []
     for stage in stages:
         for name in by_key.get(stage, [stage]):

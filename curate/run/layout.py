@@ -15,7 +15,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from curate.errors import CurateError, RunDirError
+from curate.run.manifest import Manifest
+from curate.util.markup import md_text
 
 MANIFEST = "manifest.json"
 RUN_CARD = "README.md"
@@ -120,14 +124,22 @@ class RunDir:
         )
 
     def load_manifest(self) -> dict[str, Any]:
+        """``manifest.json`` as written (a dict); :meth:`manifest` is the typed view."""
         if not self.is_complete():
             raise RunDirError(
                 f"{self.path} is not a complete curate run directory (no {MANIFEST} or data/)"
             )
-        result: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        try:
+            result: dict[str, Any] = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"cannot read {self.manifest_path}: {exc}") from None
         return result
 
-    def open(self, error: type[CurateError] = RunDirError) -> tuple[dict[str, Any], list[Path]]:
+    def manifest(self) -> Manifest:
+        """The typed manifest of a complete run."""
+        return parse_manifest(self.load_manifest(), self.manifest_path)
+
+    def open(self, error: type[CurateError] = RunDirError) -> tuple[Manifest, list[Path]]:
         """The manifest and data files of a complete run, or ``error`` saying what is wrong."""
         run_dir, partial = self.path, self.partial
         if run_dir.name.startswith(".") and run_dir.name.endswith(".partial"):
@@ -154,14 +166,11 @@ class RunDir:
                 "`curate run` wrote (the recipe's `output`, e.g. runs/demo)"
             )
         try:
-            manifest: dict[str, Any] = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            raw = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            manifest = parse_manifest(raw, self.manifest_path)
+        except (OSError, ValueError, CurateError) as exc:
             raise error(f"cannot read {self.manifest_path}: {exc}") from None
-        listed = manifest.get("outputs", {}).get("data_files")
-        if listed is None:
-            files = sorted(self.data_dir.glob("*.parquet"))
-        else:
-            files = [run_dir / name for name in listed]
+        files = [run_dir / name for name in manifest.outputs.data_files]
         missing = [str(f) for f in files if not f.is_file()]
         if missing or not files:
             raise error(
@@ -169,6 +178,18 @@ class RunDir:
                 "run its recipe again with --force to rebuild it"
             )
         return manifest, files
+
+
+def parse_manifest(raw: Any, where: Path) -> Manifest:
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        at = ".".join(str(p) for p in first["loc"])
+        raise RunDirError(
+            f"{where} is not a curate manifest ({at}: {first['msg']}); was the run written by "
+            "curate? Run its recipe again to rebuild it"
+        ) from None
 
 
 def is_complete_run(path: Path) -> bool:
@@ -190,7 +211,7 @@ def publish(partial: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def run_card(manifest: dict[str, Any]) -> str:
+def run_card(manifest: Manifest) -> str:
     """A run directory's README.md: its YAML ``configs`` make ``datasets.load_dataset(RUN_DIR)``
     load the records (and ``load_dataset(RUN_DIR, "rejects")`` the rejects) instead of globbing
     every parquet file below it into one split."""
@@ -205,12 +226,12 @@ def run_card(manifest: dict[str, Any]) -> str:
         for name, folder in (("default", "data"), ("rejects", "rejects"))
     ]
     front = yaml.safe_dump({"configs": configs, "tags": ["curate"]}, sort_keys=False)
-    rows = manifest.get("rows", {})
+    rows = manifest.rows
     return (
-        f"---\n{front}---\n\n# {manifest.get('name')}\n\n"
-        f"A curate run: {rows.get('output_records', 0)} records in `data/`, "
-        f"{rows.get('reject_rows', 0)} rejects (with stage and reason) in `rejects/`, from "
-        f"{rows.get('read', 0)} input rows. `report.html` shows the funnel, sources, languages, tasks, "
+        f"---\n{front}---\n\n# {md_text(manifest.name)}\n\n"
+        f"A curate run: {rows.output_records} records in `data/`, "
+        f"{rows.reject_rows} rejects (with stage and reason) in `rejects/`, from "
+        f"{rows.read} input rows. `report.html` shows the funnel, sources, languages, tasks, "
         "lengths, duplicates and reject samples; `manifest.json` has the resolved recipe and every count.\n\n"
         "```python\nimport datasets\n\n"
         'records = datasets.load_dataset("RUN_DIR", split="train")\n'

@@ -10,32 +10,33 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import duckdb
 import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.run.layout import RunDir
+from curate.run.manifest import Manifest
 
 
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    return RunDir(run_dir).load_manifest()
+def load_manifest(run_dir: Path) -> Manifest:
+    return RunDir(run_dir).manifest()
 
 
-def stages_table(manifest: dict[str, Any]) -> pa.Table:
+def stages_table(manifest: Manifest) -> pa.Table:
     rows = [
         {
-            "stage_index": s["index"],
-            "stage": s["name"],
-            "kind": s["kind"],
-            "rows_in": s["rows_in"],
-            "rows_out": s["rows_out"],
-            "rows_dropped": sum(s["dropped"].values()),
-            "dropped_by_reason": json.dumps(s["dropped"], sort_keys=True),
-            "seconds": s["seconds"],
+            "stage_index": s.index,
+            "stage": s.name,
+            "kind": s.kind,
+            "rows_in": s.rows_in,
+            "rows_out": s.rows_out,
+            "rows_dropped": sum(s.dropped.values()),
+            "dropped_by_reason": json.dumps(s.dropped, sort_keys=True),
+            "seconds": s.seconds,
         }
-        for s in manifest.get("stages", [])
+        for s in manifest.stages
     ]
     schema = pa.schema(
         [
@@ -66,9 +67,9 @@ def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> set[str]:
     return {str(row[0]) for row in con.execute(f"DESCRIBE {view}").fetchall()}
 
 
-def stage_order(manifest: dict[str, Any]) -> dict[str, int]:
+def stage_order(manifest: Manifest) -> dict[str, int]:
     """Stage name -> the order it ran in (``ingest`` first), as rejects name their stage."""
-    return {"ingest": -1} | {str(s["name"]): int(s["index"]) for s in manifest.get("stages", [])}
+    return {"ingest": -1} | {s.name: s.index for s in manifest.stages}
 
 
 def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:

@@ -364,12 +364,14 @@ def test_diff_of_different_inputs_warns_and_counts_rows_only_in_one_run(root: Pa
 
 def test_diff_input_warnings_name_changed_files() -> None:
     from curate.run.diff import input_warnings
+    from curate.run.manifest import InputFile, Manifest, SourceSummary
 
-    def manifest(sha: str, seed: int = 0) -> dict[str, Any]:
-        return {
-            "seed": seed,
-            "sources": [{"name": "s", "files": [{"path": "a.jsonl", "sha256": sha}]}],
-        }
+    def manifest(sha: str, seed: int = 0) -> Manifest:
+        # Only the fields input_warnings reads.
+        source = SourceSummary.model_construct(
+            name="s", files=[InputFile.model_construct(path="a.jsonl", sha256=sha)]
+        )
+        return Manifest.model_construct(seed=seed, sources=[source])
 
     assert input_warnings(manifest("1" * 64), manifest("1" * 64)) == []
     (changed,) = input_warnings(manifest("1" * 64), manifest("2" * 64))

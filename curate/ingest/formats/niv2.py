@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from curate.ingest.builder import RowBuilder
 from curate.ingest.files import strip_compression
 from curate.ingest.format import Format
-from curate.ingest.parse import Item, ReadContext, RowBuilder, RowError
+from curate.ingest.parse import Item, ReadContext, RowError
 
 
 def _scalar_text(value: Any) -> str | None:

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from curate.errors import CurateError
 from curate.run.funnel import funnel_steps
 from curate.run.inspect import Keeper, Table, find_keepers
+from curate.run.manifest import Manifest
 from curate.run.query import connect, load_manifest, run_columns, stage_order
 from curate.run.report.charts import bar_chart, histogram
 from curate.util.files import write_bytes_atomic
@@ -37,7 +38,7 @@ LENGTH_BINS = 16
 
 @dataclass
 class ReportData:
-    manifest: dict[str, Any]
+    manifest: Manifest
     funnel: list[dict[str, Any]]
     sources: list[dict[str, Any]]
     distributions: dict[str, list[tuple[str, int]]]
@@ -49,8 +50,8 @@ class ReportData:
     def summary(self) -> dict[str, Any]:
         """The numbers a test or a script can check against the manifest."""
         return {
-            "name": self.manifest.get("name"),
-            "rows": self.manifest.get("rows", {}),
+            "name": self.manifest.name,
+            "rows": self.manifest.rows.model_dump(),
             "funnel": [
                 {k: step[k] for k in ("step", "rows_in", "rows_out", "dropped")}
                 for step in self.funnel
@@ -69,7 +70,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: Any) -> list[tuple[
     return con.execute(sql, list(params)).fetchall()
 
 
-def _funnel(manifest: dict[str, Any], ingest_rejects: dict[str, int]) -> list[dict[str, Any]]:
+def _funnel(manifest: Manifest, ingest_rejects: dict[str, int]) -> list[dict[str, Any]]:
     return [
         {k: step[k] for k in ("step", "kind", "rows_in", "rows_out", "dropped", "seconds")}
         for step in funnel_steps(manifest, ingest_rejects)
@@ -232,16 +233,16 @@ def collect(run_dir: Path) -> ReportData:
         }
         sources = [
             {
-                "name": s["name"],
-                "license": s.get("license") or "",
-                "files": len(s.get("files", [])),
-                "formats": sorted({f.get("format", "") for f in s.get("files", [])}),
-                "rows_read": int(s.get("rows_read", 0)),
-                "rows_kept": int(s.get("rows_kept", 0)),
-                "rows_rejected": int(s.get("rows_rejected", 0)),
-                "records": int(records_by_source.get(s["name"], 0)),
+                "name": s.name,
+                "license": s.license or "",
+                "files": len(s.files),
+                "formats": sorted({f.format for f in s.files}),
+                "rows_read": s.rows_read,
+                "rows_kept": s.rows_kept,
+                "rows_rejected": s.rows_rejected,
+                "records": int(records_by_source.get(s.name, 0)),
             }
-            for s in manifest.get("sources", [])
+            for s in manifest.sources
         ]
         distributions: dict[str, list[tuple[str, int]]] = {}
         for column in ("lang", "task", "category", "template_type"):

@@ -1,0 +1,170 @@
+"""Export a run's ``data/`` as a Hugging Face dataset folder with a generated dataset card.
+
+Three layouts, each with a ``README.md`` card (YAML front matter the Hub and ``load_dataset`` read)::
+
+    parquet  DIR/data/train-00000-of-0000N.parquet   the Hub's convention, one shard per run file
+    jsonl    DIR/data/train-00000-of-0000N.jsonl     one JSON object per line
+    hf       DIR/data-00000-of-0000N.arrow, dataset_info.json, state.json
+                                                     ``Dataset.save_to_disk``: ``load_from_disk(DIR)``
+
+``chat=True`` writes three columns instead of the whole record: ``id``, ``source`` and ``messages``
+(see :func:`chat_messages`). The same run exported twice gives byte-identical files: the card has no
+timestamps and every writer runs with fixed options. The folder is built in ``.DIR.partial`` beside
+``DIR`` and renamed when complete; an existing non-empty ``DIR`` is replaced only with
+``overwrite=True``.
+
+    from curate.run.export import export_run
+    export_run("runs/demo", "exports/demo", format="parquet")
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow.parquet as pq
+
+from curate.errors import ExportError, RunDirError
+from curate.run.export.card import (
+    Licenses,
+    card_metadata,
+    compile_licenses,
+    funnel_rows,
+    hub_license,
+    ingest_reasons,
+    render_card,
+    size_category,
+)
+from curate.run.export.hub import push_to_hub
+from curate.run.export.writers import (
+    CHAT_SCHEMA,
+    DataStats,
+    chat_messages,
+    quiet_datasets,
+    write_hf,
+    write_shards,
+)
+from curate.run.layout import RunDir, partial_path, publish
+from curate.run.manifest import Manifest
+
+ExportFormat = Literal["parquet", "jsonl", "hf"]
+FORMATS: tuple[str, ...] = ("parquet", "jsonl", "hf")
+
+CARD = "README.md"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_run` wrote."""
+
+    path: Path
+    format: str
+    chat: bool
+    rows: int
+    files: tuple[str, ...]
+    """Data files, relative to ``path``."""
+    license: str | list[str]
+    """The card's ``license:`` (one Hub id, or a list when the sources differ)."""
+
+    @property
+    def card(self) -> Path:
+        return self.path / CARD
+
+
+def export_run(
+    run_dir: str | Path,
+    to: str | Path,
+    format: str = "parquet",
+    chat: bool = False,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write the run's records to ``to`` as a dataset folder (``format``: parquet | jsonl | hf)."""
+    if format not in FORMATS:
+        raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+    run_dir, to = Path(run_dir), Path(to)
+    manifest, data_files = open_run(run_dir)
+    if sum(pq.ParquetFile(f).metadata.num_rows for f in data_files) == 0:
+        # `datasets` cannot load a split without rows ("corresponds to no data"): say so up front.
+        raise ExportError(
+            f"{run_dir} has no records (every row was rejected; `curate stats {run_dir}` shows "
+            "where): nothing to export"
+        )
+    _check_target(run_dir, to, overwrite)
+    partial = partial_path(to)
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        partial.mkdir(parents=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create {partial}: {exc.strerror or exc}") from None
+    try:
+        with quiet_datasets():
+            if format == "hf":
+                files, stats = write_hf(data_files, partial, chat)
+            else:
+                files, stats = write_shards(data_files, partial, format, chat)
+        licenses = compile_licenses(manifest, stats.by_source)
+        card = render_card(
+            manifest,
+            stats,
+            format=format,
+            chat=chat,
+            licenses=licenses,
+            ingest_reasons=ingest_reasons(run_dir, manifest),
+        )
+        (partial / CARD).write_text(card, encoding="utf-8")
+        if to.is_dir() and not any(to.iterdir()):
+            to.rmdir()
+        publish(partial, to)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return ExportResult(
+        path=to,
+        format=format,
+        chat=chat,
+        rows=stats.rows,
+        files=tuple(files),
+        license=licenses.card_value,
+    )
+
+
+def open_run(run_dir: Path) -> tuple[Manifest, list[Path]]:
+    """The manifest and data files of a complete run, or an ExportError that says what is wrong."""
+    return RunDir(run_dir).open(error=ExportError)
+
+
+def _check_target(run_dir: Path, to: Path, overwrite: bool) -> None:
+    run, target = run_dir.resolve(), to.resolve()
+    if target == run or run.is_relative_to(target) or target.is_relative_to(run):
+        raise ExportError(
+            f"--to {to} overlaps the run directory {run_dir}; export to a directory outside the run"
+        )
+    if to.exists() and not to.is_dir():
+        raise RunDirError(f"{to} exists and is a file; pass a directory for --to")
+    if to.is_dir() and any(to.iterdir()) and not overwrite:
+        raise RunDirError(f"{to} exists and is not empty; pass --force to replace it")
+
+
+__all__ = [
+    "CHAT_SCHEMA",
+    "FORMATS",
+    "DataStats",
+    "ExportError",
+    "ExportFormat",
+    "ExportResult",
+    "Licenses",
+    "card_metadata",
+    "chat_messages",
+    "compile_licenses",
+    "export_run",
+    "funnel_rows",
+    "hub_license",
+    "ingest_reasons",
+    "open_run",
+    "push_to_hub",
+    "render_card",
+    "size_category",
+]
