@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from curate.util.terminal import console
 
 if TYPE_CHECKING:  # the logic (and duckdb) is imported when a command runs
     from curate.run.diff import RunDiff, RunTotals, Status
@@ -68,10 +70,10 @@ def inspect_command(
         n=n,
         seed=seed,
     )
-    console = Console(highlight=False, width=width)
-    console.print(Text(_header(sample), style="bold"))
+    screen = console(highlight=False, width=width)
+    screen.print(Text(_header(sample), style="bold"))
     for row in sample.rows:
-        console.print(_panel(row, sample, max_chars))
+        screen.print(_panel(row, sample, max_chars))
 
 
 def _header(sample: Sample) -> str:
@@ -175,11 +177,11 @@ def diff_command(
     from curate.run.diff import diff_runs
 
     result = diff_runs(run_a, run_b, n=n, out=out)
-    console = Console(highlight=False, width=width)
-    errors = Console(stderr=True, highlight=False, width=width)
+    screen = console(highlight=False, width=width)
+    errors = console(stderr=True, highlight=False, width=width)
     for warning in result.warnings:
         errors.print(Text.assemble(("warning: ", "bold yellow"), warning))
-    console.print(_totals(result))
+    screen.print(_totals(result))
     changed = [t for t in result.transitions if not t.only_one_side]
     if changed:
         table = Table(title="input rows that changed status (A → B)", title_justify="left")
@@ -187,17 +189,17 @@ def diff_command(
             table.add_column(name, justify="right" if name == "rows" else "left")
         for t in changed:
             table.add_row(_status(t.before), _status(t.after), str(t.count))
-        console.print(table)
+        screen.print(table)
     else:
-        console.print(Text("no input row changed status", style="green"))
+        screen.print(Text("no input row changed status", style="green"))
     if result.content_changed:
-        console.print(
+        screen.print(
             f"{result.content_changed} input rows have a different id (their content changed)"
         )
     for side, by_source in (("A", result.only_a_by_source), ("B", result.only_b_by_source)):
         if by_source:
             listed = ", ".join(f"{s} ({c})" for s, c in by_source.items())
-            console.print(
+            screen.print(
                 Text(
                     f"{sum(by_source.values())} input rows only in run {side} "
                     f"(different sources or inputs): {listed}",
@@ -207,10 +209,10 @@ def diff_command(
     for t in result.transitions:
         if not t.examples:
             continue
-        console.print(Text(f"\n{_status(t.before)} → {_status(t.after)} ({t.count})", style="bold"))
+        screen.print(Text(f"\n{_status(t.before)} → {_status(t.after)} ({t.count})", style="bold"))
         for e in t.examples:
             ids = f"{_short(e.id_a)} → {_short(e.id_b)}"
-            console.print(
+            screen.print(
                 Text.assemble(
                     f"  {e.source} {e.source_file} row {e.source_row}  ",
                     (ids, "dim"),
@@ -218,7 +220,7 @@ def diff_command(
                 )
             )
     if result.out is not None:
-        console.print(f"\nwrote {result.out_rows} rows to {result.out}")
+        screen.print(f"\nwrote {result.out_rows} rows to {result.out}")
 
 
 def _totals(result: RunDiff) -> Table:

@@ -11,11 +11,11 @@ from typing import Annotated
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from curate.errors import CurateError
+from curate.util.terminal import console
 
 app = typer.Typer(
     name="curate",
@@ -24,8 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+err = console(stderr=True, highlight=False, soft_wrap=True)
+out = console(highlight=False, soft_wrap=True)
 
 
 def _mount_subcommands() -> None:

@@ -9,13 +9,13 @@ from typing import Annotated
 import numpy as np
 import pyarrow as pa
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from curate.errors import CurateError
 from curate.templates import DEFAULT_TEMPLATE_DIR, Expander, Family, load_families
 from curate.templates.render import RenderError, example_table, record_context, render
 from curate.util.hashing import splitmix64, stable_seed
+from curate.util.terminal import console
 
 templates_app = typer.Typer(
     name="templates",
@@ -57,7 +57,7 @@ def list_families(dirs: DirOption = None, no_builtin: NoBuiltin = False) -> None
             family.spec.applies_to.describe(),
             _short(family.path),
         )
-    Console(highlight=False, soft_wrap=True, width=200).print(table)
+    console(highlight=False, soft_wrap=True, width=200).print(table)
     typer.echo(f"{len(families)} families, {sum(len(f.templates) for f in families)} templates")
 
 

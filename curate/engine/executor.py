@@ -40,9 +40,11 @@ from curate.engine.checkpoint import (
 )
 from curate.engine.manifest import (
     add_counts,
+    input_fingerprints,
     package_versions,
     python_version,
     run_key,
+    source_directories,
     stage_entry,
 )
 from curate.engine.progress import Reporter
@@ -98,69 +100,77 @@ class Executor:
         run_dir = RunDir(final)
         partial = run_dir.partial
 
-        if final.exists() and not force and run_dir.is_curate_run():
-            manifest = run_dir.load_manifest()
-            if manifest.get("run_key") == key:
-                self.reporter.info(f"{final} is up to date (same recipe and inputs); nothing to do")
-                return RunResult(final, manifest, up_to_date=True)
-            raise RunDirError(
-                f"{final} already exists from a different recipe or inputs; pass --force to replace it (or --out to write elsewhere)"
-            )
-        # Only what curate wrote is ever deleted: a previous run, or its own unfinished twin.
-        run_dir.check_replaceable()
-        if partial.exists() and not RunDir(partial).is_curate_partial():
-            if partial.is_dir() and not any(partial.iterdir()):
-                partial.rmdir()
-            else:
-                raise RunDirError(
-                    f"{partial} exists and is not an unfinished curate run; remove it yourself or "
-                    "choose another --out"
-                )
-        if force and partial.exists():
-            shutil.rmtree(partial)
-        state = partial / "run.json"
-        if partial.exists():
-            previous = read_json(state) if state.is_file() else {}
-            if previous.get("run_key") != key:
-                self.reporter.info(
-                    f"discarding an unfinished run in {partial}: its recipe or inputs differ"
-                )
-                shutil.rmtree(partial)
-            else:
-                self.reporter.info(f"resuming the unfinished run in {partial}")
-        try:
-            partial.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunDirError(f"cannot create {partial}: {exc.strerror or exc}") from None
-        if not state.is_file():
-            write_json_atomic({"run_key": key, "name": recipe.name}, state)
-
-        ingest = self._ingest(recipe, partial, strict, base_dir, stages)
-        batches = int(ingest["batches"])
-        previous_dir = StageDir(partial / "stages" / "00-ingest")
-        stage_stats: list[dict[str, Any]] = []
-        for index, stage in enumerate(stages, start=1):
-            target = StageDir(partial / "stages" / stage_label(index, stage))
-            stats = self._run_stage(index, stage, previous_dir, target, batches)
-            stage_stats.append(stats)
-            previous_dir = target
-
-        manifest = self._finish(
-            recipe,
-            partial,
-            previous_dir,
-            stages,
-            ingest,
-            stage_stats,
-            batches,
-            key,
-            started_at,
-            t0,
-            recipe_path,
+        # One writer per run directory; the output never holds (or lies inside) an input.
+        run_dir.check_not_over_inputs(
+            [Path(entry[1]) for entry in input_fingerprints(recipe, base_dir)],
+            source_directories(recipe, base_dir),
         )
-        self._write_report(partial)
-        self._publish(partial, final)
-        return RunResult(final, manifest)
+        with run_dir.lock():
+            if final.exists() and not force and run_dir.is_curate_run():
+                manifest = run_dir.load_manifest()
+                if manifest.get("run_key") == key:
+                    self.reporter.info(
+                        f"{final} is up to date (same recipe and inputs); nothing to do"
+                    )
+                    return RunResult(final, manifest, up_to_date=True)
+                raise RunDirError(
+                    f"{final} already exists from a different recipe or inputs; pass --force to replace it (or --out to write elsewhere)"
+                )
+            # Only what curate wrote is ever deleted: a previous run, or its own unfinished twin.
+            run_dir.check_replaceable()
+            if partial.exists() and not RunDir(partial).is_curate_partial():
+                if partial.is_dir() and not any(partial.iterdir()):
+                    partial.rmdir()
+                else:
+                    raise RunDirError(
+                        f"{partial} exists and is not an unfinished curate run; remove it yourself or "
+                        "choose another --out"
+                    )
+            if force and partial.exists():
+                shutil.rmtree(partial)
+            state = partial / "run.json"
+            if partial.exists():
+                previous = read_json(state) if state.is_file() else {}
+                if previous.get("run_key") != key:
+                    self.reporter.info(
+                        f"discarding an unfinished run in {partial}: its recipe or inputs differ"
+                    )
+                    shutil.rmtree(partial)
+                else:
+                    self.reporter.info(f"resuming the unfinished run in {partial}")
+            try:
+                partial.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunDirError(f"cannot create {partial}: {exc.strerror or exc}") from None
+            if not state.is_file():
+                write_json_atomic({"run_key": key, "name": recipe.name}, state)
+
+            ingest = self._ingest(recipe, partial, strict, base_dir, stages)
+            batches = int(ingest["batches"])
+            previous_dir = StageDir(partial / "stages" / "00-ingest")
+            stage_stats: list[dict[str, Any]] = []
+            for index, stage in enumerate(stages, start=1):
+                target = StageDir(partial / "stages" / stage_label(index, stage))
+                stats = self._run_stage(index, stage, previous_dir, target, batches)
+                stage_stats.append(stats)
+                previous_dir = target
+
+            manifest = self._finish(
+                recipe,
+                partial,
+                previous_dir,
+                stages,
+                ingest,
+                stage_stats,
+                batches,
+                key,
+                started_at,
+                t0,
+                recipe_path,
+            )
+            self._write_report(partial)
+            self._publish(partial, final)
+            return RunResult(final, manifest)
 
     # ------------------------------------------------------------------ ingest
     def _ingest(

@@ -49,6 +49,18 @@ def input_fingerprints(recipe: Recipe, base_dir: Path | None) -> list[list[Any]]
     return entries
 
 
+def source_directories(recipe: Recipe, base_dir: Path | None) -> list[Path]:
+    """Source paths that are directories (every file under them is an input)."""
+    found: list[Path] = []
+    for source in recipe.sources:
+        for spec in source.paths:
+            for candidate in (Path(spec), *([base_dir / spec] if base_dir is not None else [])):
+                if candidate.is_dir():
+                    found.append(candidate)
+                    break
+    return found
+
+
 def run_key(recipe: Recipe, strict: bool, base_dir: Path | None) -> str:
     payload = {
         "recipe": recipe.to_dict(),

@@ -6,7 +6,6 @@ import sys
 import time
 from types import TracebackType
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,6 +15,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from curate.util.terminal import console
 
 
 class Reporter:
@@ -27,7 +28,7 @@ class Reporter:
         self.quiet = quiet
         self.live = (sys.stderr.isatty() if live is None else live) and not quiet
         self.interval = interval
-        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.console = console(stderr=True, highlight=False, soft_wrap=True)
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._last = 0.0

@@ -8,10 +8,12 @@ reads or writes a run directory goes through :class:`RunDir`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,61 @@ class RunDir:
             f"{path} exists and is not a curate run directory (no {MANIFEST} with a run key); "
             "--force replaces only runs curate wrote: choose another --out or remove it yourself"
         )
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.parent / f".{self.path.name}.lock"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory's writer lock: a second run of the same output refuses at once.
+
+        An advisory ``flock`` on ``.<name>.lock`` beside the run: the kernel releases it when the
+        process ends, however it ends, so a killed run never leaves it stuck. The lock file is
+        removed when the run finishes.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            yield
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the whole run
+        except OSError as exc:
+            raise RunDirError(f"cannot create {self.lock_path}: {exc.strerror or exc}") from None
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RunDirError(
+                    f"another curate process is writing {self.path} (it holds {self.lock_path}); "
+                    "wait for it to finish, or write elsewhere with --out"
+                ) from None
+            try:
+                yield
+            finally:
+                # Unlinked while still held: a process that opens the path later locks a new
+                # file, and only after this run has published or failed.
+                with contextlib.suppress(OSError):
+                    self.lock_path.unlink()
+
+    def check_not_over_inputs(self, inputs: list[Path], input_dirs: list[Path]) -> None:
+        """The run directory may not contain an input (``--force`` would delete it), nor lie
+        inside a source directory (the next run would read its own output)."""
+        target = self.path.resolve()
+        for path in inputs:
+            if path.resolve().is_relative_to(target):
+                raise RunDirError(
+                    f"{self.path} contains the input {path}; a run directory is replaced as a "
+                    "whole, so choose an output outside the inputs (--out runs/NAME)"
+                )
+        for directory in input_dirs:
+            if target.is_relative_to(directory.resolve()):
+                raise RunDirError(
+                    f"{self.path} is inside the source directory {directory}; its files would be "
+                    "read as input by the next run: choose an output elsewhere (--out runs/NAME)"
+                )
 
     def load_manifest(self) -> dict[str, Any]:
         """``manifest.json`` as written (a dict); :meth:`manifest` is the typed view."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from testutils import SAMPLES
 from curate.engine.run import run_recipe
 from curate.errors import RecipeError, RunDirError
 from curate.recipe import parse_recipe
+from curate.run.layout import RunDir
 
 
 def _recipe(name: str = "safety", output: str | None = None) -> dict:
@@ -82,3 +86,46 @@ def test_a_partial_folder_curate_did_not_make_is_left_alone(tmp_path: Path) -> N
     with pytest.raises(RunDirError, match="not an unfinished curate run"):
         run_recipe(parse_recipe(_recipe()), out=tmp_path / "run", force=True, workers=1)
     assert (squatter / "precious.txt").exists()
+
+
+def test_one_writer_per_run_directory(tmp_path: Path) -> None:
+    target = tmp_path / "run"
+    recipe = parse_recipe(_recipe())
+    with RunDir(target).lock(), pytest.raises(RunDirError, match="another curate process"):
+        run_recipe(recipe, out=target, workers=1)
+    assert not target.exists()
+    # A holder that is killed releases the lock: the next run goes ahead.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from curate.run.layout import RunDir\n"
+            f"with RunDir({str(target)!r}).lock():\n    print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match="another curate process"):
+            run_recipe(recipe, out=target, workers=1)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert run_recipe(recipe, out=target, workers=1).manifest["rows"]["read"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "no lock or partial left"
+
+
+def test_the_output_never_holds_or_sits_inside_an_input(tmp_path: Path) -> None:
+    source_dir = tmp_path / "inputs"
+    source_dir.mkdir()
+    (source_dir / "dolly.jsonl").write_bytes((SAMPLES / "dolly.jsonl").read_bytes())
+    data = _recipe()
+    data["sources"] = [{"name": "d", "path": str(source_dir)}]
+    recipe = parse_recipe(data)
+    with pytest.raises(RunDirError, match="inside the source directory"):
+        run_recipe(recipe, out=source_dir / "run", force=True, workers=1)
+    with pytest.raises(RunDirError, match="contains the input"):
+        run_recipe(recipe, out=tmp_path, force=True, workers=1)
+    assert (source_dir / "dolly.jsonl").is_file()
+    assert sorted(p.name for p in source_dir.iterdir()) == ["dolly.jsonl"]
