@@ -121,6 +121,13 @@ class Normalize(MapStage):
     def transform(self, table: pa.Table) -> pa.Table:
         if table.num_rows == 0:
             return table
+        out = self.clean(table)
+        return out.set_column(
+            out.column_names.index("id"), RECORD_SCHEMA.field("id"), compute_ids(out)
+        )
+
+    def clean(self, table: pa.Table) -> pa.Table:
+        """Every cleaned column (the ids are recomputed from them afterwards)."""
         p = self.params
         out = table
         for name, collapse, cite in (
@@ -138,10 +145,7 @@ class Normalize(MapStage):
         out = out.set_column(
             out.column_names.index("input"), "input", pc.if_else(is_placeholder, "", inputs)
         )
-        out = self._normalize_messages(out, p.strip_citations, p.nfc)
-        return out.set_column(
-            out.column_names.index("id"), RECORD_SCHEMA.field("id"), compute_ids(out)
-        )
+        return self._normalize_messages(out, p.strip_citations, p.nfc)
 
     @staticmethod
     def _normalize_messages(table: pa.Table, strip_citations: bool, nfc: bool) -> pa.Table:
@@ -155,3 +159,36 @@ class Normalize(MapStage):
         )
         rebuilt = pa.ListArray.from_arrays(messages.offsets, struct, mask=messages.is_null())
         return table.set_column(table.column_names.index("messages"), "messages", rebuilt)
+
+
+# Short label fields: one line each (a newline or tab in a category is noise, or an attack on
+# whatever displays it).
+LABEL_FIELDS = ("category", "task", "task_source", "template_type")
+_LINE_BREAKS = "[\\t\\n\\r\\x{2028}\\x{2029}]+"
+
+
+class NormalizeV2(Normalize):
+    """``normalize_v1``, and the label fields too: ``category``, ``task``, ``task_source`` and
+    ``template_type`` lose control characters, line breaks and outer whitespace (one line, NFC);
+    each of ``options`` is cleaned like an output. An empty label becomes null."""
+
+    name: ClassVar[str] = "normalize_v2"
+
+    def clean(self, table: pa.Table) -> pa.Table:
+        out = super().clean(table)
+        nfc = self.params.nfc
+        for name in LABEL_FIELDS:
+            values = out.column(name).combine_chunks()
+            if values.null_count == len(values):
+                continue
+            values = pc.replace_substring_regex(values, _LINE_BREAKS, " ")
+            cleaned = _clean(values, True, False, nfc)
+            cleaned = pc.if_else(pc.equal(cleaned, ""), pa.scalar(None, pa.string()), cleaned)
+            out = out.set_column(out.column_names.index(name), name, cleaned)
+        options = out.column("options").combine_chunks()
+        if options.null_count < len(options):
+            items = _clean(pc.list_flatten(options), False, False, nfc)
+            offsets = pc.subtract(options.offsets, options.offsets[0])  # a sliced array
+            rebuilt = pa.ListArray.from_arrays(offsets, items, mask=options.is_null())
+            out = out.set_column(out.column_names.index("options"), "options", rebuilt)
+        return out

@@ -107,7 +107,7 @@ def test_query_views_and_formats(demo_run: Path) -> None:
     stages = curate(
         "query", str(demo_run), "SELECT stage, rows_in, rows_out FROM stages ORDER BY stage_index"
     )
-    assert stages.returncode == 0 and "normalize_v1" in stages.stdout
+    assert stages.returncode == 0 and "normalize_v2" in stages.stdout
 
 
 def test_plain_duckdb_reads_the_outputs(demo_run: Path) -> None:

@@ -90,3 +90,27 @@ def test_nfc_false_keeps_the_composition_as_read() -> None:
     assert kept[1]["messages"][0]["content"] == decomposed
     composed = get_stage("normalize")().run(table).kept.to_pylist()
     assert composed[0]["instruction"] == "Café" and composed[1]["messages"][0]["content"] == "Café"
+
+
+def test_v2_cleans_label_fields_and_options_too() -> None:
+    table = records_table(
+        [
+            {
+                "instruction": "Pick one.",
+                "output": "a",
+                "category": " x\x1b]0;t\x07 <b>\n y ",
+                "task": "\t\n",
+                "task_source": None,
+                "options": ["  a\x00 ", "b\r\n"],
+            }
+        ]
+    )
+    v1, v2 = get_stage("normalize_v1")(), get_stage("normalize")()
+    assert v2.name == "normalize_v2"
+    (row,) = v2.run(table).kept.to_pylist()
+    assert row["category"] == "x]0;t <b> y"  # controls out, one line, trimmed
+    assert row["task"] is None and row["task_source"] is None  # empty label -> null
+    assert row["options"] == ["a", "b"]
+    # v1 keeps its behaviour (old recipes that name it reproduce), and the ids see the options
+    (old,) = v1.run(table).kept.to_pylist()
+    assert old["category"] == table.column("category")[0].as_py() and old["id"] != row["id"]
