@@ -41,6 +41,8 @@ def export_command(
     from curate.run.export import export_run, push_to_hub
 
     result = export_run(run_dir, to, format=fmt, chat=chat, overwrite=force)
+    if result.up_to_date:
+        typer.echo(f"{result.path} is up to date (same run, format and layout); nothing to do")
     license_text = result.license if isinstance(result.license, str) else ", ".join(result.license)
     typer.echo(
         f"{result.path}: {result.rows} rows as {result.format}{' (chat)' if chat else ''} in "

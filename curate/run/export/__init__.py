@@ -19,10 +19,12 @@ timestamps and every writer runs with fixed options. The folder is built in ``.D
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow.parquet as pq
 
@@ -67,6 +69,8 @@ class ExportResult:
     """Data files, relative to ``path``."""
     license: str | list[str]
     """The card's ``license:`` (one Hub id, or a list when the sources differ)."""
+    up_to_date: bool = False
+    """True when the folder already held this export (nothing was written)."""
 
     @property
     def card(self) -> Path:
@@ -91,14 +95,34 @@ def export_run(
             f"{run_dir} has no records (every row was rejected; `curate stats {run_dir}` shows "
             "where): nothing to export"
         )
-    _check_target(run_dir, to, overwrite)
+    previous = _check_target(run_dir, to, overwrite)
+    if previous is not None and not overwrite:
+        same = (previous.get("run_key"), previous.get("format"), previous.get("chat")) == (
+            manifest.run_key,
+            format,
+            chat,
+        )
+        if not same or not all((to / name).is_file() for name in previous.get("files", [])):
+            raise RunDirError(
+                f"{to} holds another curate export (another run, format or layout, or files are "
+                "missing); pass --force to replace it"
+            )
+        return ExportResult(
+            path=to,
+            format=format,
+            chat=chat,
+            rows=int(previous.get("rows", 0)),
+            files=tuple(previous["files"]),
+            license=previous.get("license", "unknown"),
+            up_to_date=True,
+        )
     partial = partial_path(to)
-    if partial.exists():
-        shutil.rmtree(partial)
+    _clear_partial(partial)
     try:
         partial.mkdir(parents=True)
+        (partial / PARTIAL_MARKER).write_text("an unfinished curate export\n")
     except OSError as exc:
-        raise RunDirError(f"cannot create {partial}: {exc.strerror or exc}") from None
+        raise ExportError(f"cannot create {partial}: {exc.strerror or exc}") from None
     try:
         with quiet_datasets():
             if format == "hf":
@@ -114,10 +138,29 @@ def export_run(
             licenses=licenses,
             ingest_reasons=ingest_reasons(run_dir, manifest),
         )
+        card += export_marker(
+            {
+                "run_key": manifest.run_key,
+                "format": format,
+                "chat": chat,
+                "files": list(files),
+                "rows": stats.rows,
+                "license": licenses.card_value,
+            }
+        )
         (partial / CARD).write_text(card, encoding="utf-8")
+        (partial / PARTIAL_MARKER).unlink()
         if to.is_dir() and not any(to.iterdir()):
             to.rmdir()
         publish(partial, to)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        # A full disk, a read-only folder, a vanished run file: say what and where.
+        raise ExportError(
+            f"cannot write the export to {to}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if getattr(exc, "filename", None) else "")
+            + "; nothing was published"
+        ) from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -136,7 +179,45 @@ def open_run(run_dir: Path) -> tuple[Manifest, list[Path]]:
     return RunDir(run_dir).open(error=ExportError)
 
 
-def _check_target(run_dir: Path, to: Path, overwrite: bool) -> None:
+# Written into an export folder while it is being built; a `.partial` without it is not ours.
+PARTIAL_MARKER = ".curate-export-partial"
+_MARKER = re.compile(r"<!-- curate-export (\{.*\}) -->\s*\Z", re.S)
+
+
+def export_marker(provenance: dict[str, Any]) -> str:
+    """The card's last line: which run, format and files this folder holds (an HTML comment, so
+    Markdown renders nothing). A re-export of the same run is a no-op; --force replaces only a
+    folder that carries it."""
+    return f"\n<!-- curate-export {json.dumps(provenance, sort_keys=True)} -->\n"
+
+
+def read_export_marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        match = _MARKER.search((folder / CARD).read_text(encoding="utf-8"))
+        found = json.loads(match.group(1)) if match else None
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _clear_partial(partial: Path) -> None:
+    if not partial.exists() and not partial.is_symlink():
+        return
+    if partial.is_dir() and not partial.is_symlink():
+        if not any(partial.iterdir()):
+            partial.rmdir()
+            return
+        if (partial / PARTIAL_MARKER).is_file():
+            shutil.rmtree(partial)
+            return
+    raise ExportError(
+        f"{partial} exists and is not an unfinished curate export; remove it yourself or "
+        "export elsewhere"
+    )
+
+
+def _check_target(run_dir: Path, to: Path, overwrite: bool) -> dict[str, Any] | None:
+    """Refuse targets curate must not write; the previous export's provenance when ``to`` holds one."""
     run, target = run_dir.resolve(), to.resolve()
     if target == run or run.is_relative_to(target) or target.is_relative_to(run):
         raise ExportError(
@@ -144,8 +225,15 @@ def _check_target(run_dir: Path, to: Path, overwrite: bool) -> None:
         )
     if to.exists() and not to.is_dir():
         raise RunDirError(f"{to} exists and is a file; pass a directory for --to")
-    if to.is_dir() and any(to.iterdir()) and not overwrite:
-        raise RunDirError(f"{to} exists and is not empty; pass --force to replace it")
+    if not to.is_dir() or not any(to.iterdir()):
+        return None
+    previous = read_export_marker(to)
+    if previous is None:
+        raise RunDirError(
+            f"{to} exists, is not empty and is not a curate export; --force replaces only "
+            "exports curate wrote: choose another --to or remove it yourself"
+        )
+    return previous
 
 
 __all__ = [

@@ -304,7 +304,7 @@ def _diversity_line(diversity: Mapping[str, Any]) -> str:
     if diversity.get("largest_task") is not None:
         share = diversity.get("largest_task_share")
         parts.append(
-            f"largest unit `{diversity['largest_task']}`"
+            f"largest unit {md_code(diversity['largest_task'])}"
             + (f" ({share:.1%} of the rows)" if isinstance(share, (int, float)) else "")
         )
     return "Diversity: " + "; ".join(parts) + "." if parts else ""
