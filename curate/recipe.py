@@ -270,6 +270,10 @@ def parse_recipe(data: Any, origin: str = "recipe") -> Recipe:
             raise RecipeError(
                 f"{origin}: {format_validation_error(error, f'stages.{index}.{spec.key}')}"
             ) from None
+        try:
+            spec.build(recipe.seed).check_recipe([s.name for s in recipe.sources])
+        except CurateError as error:
+            raise RecipeError(f"{origin}: stages.{index}.{spec.key}: {error}") from None
     return recipe
 
 

@@ -121,3 +121,34 @@ def test_a_huge_bad_value_gives_a_short_message(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as caught:
         load_recipe(recipe)
     assert len(str(caught.value)) < 1000
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ("{minhash_dedup: {source_priority: [d, dolly]}}", r"source_priority names 'dolly'"),
+        (
+            "{mix: {weights: {'dollyy/open_qa': 0.5}}}",
+            r"weights.dollyy/open_qa: 'dollyy' is not a source",
+        ),
+        ("{mix: {weights: {g: {members: {'x/y': 0.5}}}}}", r"weights.g.x/y: 'x' is not a source"),
+        ("{language: {keep: [en, english]}}", r"keep: 'english' is not a language code"),
+    ],
+)
+def test_cross_references_are_checked_at_load(tmp_path: Path, stage: str, message: str) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(BASE + f"stages: [{stage}]\n")
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(recipe)
+    result = _validate(recipe)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_valid_cross_references_load(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        BASE
+        + "stages: [{minhash_dedup: {source_priority: [d]}}, {language: {keep: [en, zh-cn, ja]}},"
+        + " {mix: {weights: {'d/open_qa': 0.5, open_qa: null}}}]\n"
+    )
+    assert [s.key for s in load_recipe(recipe).stages] == ["minhash_dedup", "language", "mix"]

@@ -20,7 +20,7 @@ any data), ``manifest_info`` and ``merge_manifest_info`` (what the stage reports
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -154,6 +154,11 @@ class Stage:
 
     def __call__(self, table: pa.Table) -> StageResult:
         return self.run(table)
+
+    def check_recipe(self, sources: Sequence[str]) -> None:
+        """Check the params' references to the rest of the recipe (source names, language codes)
+        without reading any input; raise :class:`StageError` naming the param. Recipe loading
+        (and so ``curate validate``) calls it. Default: nothing to check."""
 
     def manifest_info(self) -> dict[str, Any] | None:
         """What the stage reports in the manifest (``stages[].info``); None: nothing.

@@ -102,6 +102,6 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x"))
 
     monkeypatch.setattr(export, "write_shards", full_disk)
-    with pytest.raises(ExportError, match="No space left on device.*nothing was published"):
+    with pytest.raises(ExportError, match=r"No space left on device.*nothing was published"):
         export_run(hostile_run, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

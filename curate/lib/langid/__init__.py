@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from curate.lib.langid.clean import prose
-from curate.lib.langid.script import count_scripts, script_rule
+from curate.lib.langid.script import SINGLE_LANGUAGE_SCRIPTS, count_scripts, script_rule
 
 Backend = Literal["langdetect", "fasttext"]
 Prior = Literal["web", "uniform"]
@@ -55,6 +56,22 @@ def detect_backend(
     from curate.lib.langid.langdetect_nb import LangdetectProfiles
 
     return LangdetectProfiles.shared().detect(texts, prior)
+
+
+def known_languages(backend: Backend) -> frozenset[str]:
+    """Every code :func:`identify` can return with ``backend`` (the backend's own, the script
+    rule's, and ``und``); reads the backend's label list, no input."""
+    codes = {UND, "ja", "ko", "zh", *SINGLE_LANGUAGE_SCRIPTS.values()}
+    if backend == "fasttext":
+        from curate.lib.langid import fasttext_backend
+
+        labels = fasttext_backend.load_model().get_labels()
+        codes.update(str(label).removeprefix("__label__") for label in labels)
+    else:
+        from langdetect import detector_factory
+
+        codes.update(name.split("-")[0] for name in os.listdir(detector_factory.PROFILES_DIRECTORY))
+    return frozenset(codes)
 
 
 def identify(

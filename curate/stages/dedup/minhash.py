@@ -41,7 +41,7 @@ Ray engine spreads the first two over its workers. ``reference``, ``cross_source
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -260,6 +260,14 @@ class MinHashDedup(SplitFitStage):
     #    verification (shingle sets of candidate documents only) -> clusters -> keepers.
     #
     # ``split_fallback()`` names the settings the steps do not cover (then call ``fit``).
+
+    def check_recipe(self, sources: Sequence[str]) -> None:
+        unknown = [name for name in self.params.source_priority if name not in sources]
+        if unknown:
+            raise StageError(
+                f"source_priority names {', '.join(map(repr, unknown))}, which the recipe has no "
+                f"source of; sources: {', '.join(sources)}"
+            )
 
     def split_fallback(self) -> str | None:
         """Why this configuration cannot be fitted in steps (None when it can)."""

@@ -14,6 +14,7 @@ input and output, or every turn of a conversation. See :mod:`curate.lib.langid` 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, ClassVar, Literal
 
@@ -21,7 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
-from curate.lib.langid import UND, identify
+from curate.errors import StageError
+from curate.lib.langid import UND, identify, known_languages
 from curate.stages.base import Decision, FilterStage, StageParams, StageResult, apply_decision
 from curate.util.text import record_text
 
@@ -90,6 +92,15 @@ class Language(FilterStage):
     def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self._methods: Counter[str] = Counter()
+
+    def check_recipe(self, sources: Sequence[str]) -> None:
+        known = known_languages(self.params.backend)
+        unknown = [code for code in self.params.keep if code not in known]
+        if unknown:
+            raise StageError(
+                f"keep: {', '.join(map(repr, unknown))} is not a language code the "
+                f"{self.params.backend} backend returns; known: {', '.join(sorted(known))}"
+            )
 
     def prepare(self) -> None:
         if self.params.backend == "fasttext":

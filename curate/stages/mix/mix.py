@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -88,6 +88,25 @@ class Mix(GlobalStage):
     def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self._reset()
+
+    def check_recipe(self, sources: Sequence[str]) -> None:
+        """A weight ``source/task`` must name a source of the recipe (plain names may be tasks,
+        known only from the data: :func:`allocate` checks those)."""
+
+        def keys(level: dict[str, float | Group | None], prefix: str) -> list[tuple[str, str]]:
+            found = []
+            for key, value in level.items():
+                found.append((f"{prefix}{key}", key))
+                if isinstance(value, Group):
+                    found.extend(keys(value.members, f"{prefix}{key}."))
+            return found
+
+        for path, key in keys(self.params.weights, "weights."):
+            source, slash, _ = key.partition("/")
+            if slash and source not in sources:
+                raise StageError(
+                    f"{path}: {source!r} is not a source of the recipe; sources: {', '.join(sources)}"
+                )
 
     def _reset(self) -> None:
         self.allocation: Allocation | None = None
