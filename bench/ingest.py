@@ -27,7 +27,7 @@ FILES = {
 
 def curate_case(path: Path, out: Path) -> int:
     from curate.ingest import read_file
-    from curate.run.layout import write_parquet
+    from curate.run.writer import write_parquet
     from curate.stages.normalize import Normalize
 
     result = read_file(path, source=path.stem, with_ids=False)  # normalize computes them

@@ -52,12 +52,17 @@ def _load_testset(limit: int | None) -> dict[str, list[dict[str, str]]]:
 
 def _real_texts(rel: str, fmt: str, limit: int) -> list[str]:
     from curate.ingest import read_file
-    from curate.stages.filters.language import record_text
+    from curate.util.text import record_text
 
     table = read_file(DATA / rel, source="bench", format=fmt).records
     step = max(1, table.num_rows // limit)
     table = table.take(list(range(0, table.num_rows, step))[:limit])
-    return [str(t) for t in record_text(table, ["instruction", "input", "output"]).to_pylist()]
+    return [
+        str(t)
+        for t in record_text(
+            table, ["instruction", "input", "output"], separator="\n", prefer_messages=True
+        ).to_pylist()
+    ]
 
 
 class Stock:
