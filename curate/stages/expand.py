@@ -32,7 +32,8 @@ class ExpandTemplates(GlobalStage):
     Records no template is for (chats, already-templated FLAN rows, no matching family) pass
     through unchanged, or are rejected with ``no_template`` when ``unmatched: drop``.
     A (record, template) pair that fails to render is rejected (``template_error``,
-    ``template_empty``, ``answer_not_in_choices``) with the template id set.
+    ``template_empty``, ``answer_not_in_choices``, ``template_budget`` when it exceeds a template
+    budget: size, time, steps, depth, see :mod:`curate.templates.budget`) with the template id set.
 
     A global stage although rows multiply like a map: it needs a pass over the stream first (the
     round-robin continues across batches and few-shot exemplars are drawn from each task's whole

@@ -13,9 +13,9 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
 from curate.errors import TemplateError
+from curate.templates.budget import BudgetedEnvironment
 from curate.templates.spec import (
     CONTEXT_VARIABLES,
     FEW_SHOT_TYPES,
@@ -30,9 +30,10 @@ from curate.templates.spec import (
 YamlLines = dict[tuple[Any, ...], tuple[int, str | None]]
 
 
-def make_environment() -> SandboxedEnvironment:
-    """The one jinja2 environment: sandboxed, strict about undefined names, no loader (no include)."""
-    return SandboxedEnvironment(
+def make_environment() -> BudgetedEnvironment:
+    """The one jinja2 environment: sandboxed and budgeted (:mod:`curate.templates.budget`), strict
+    about undefined names, no loader (no include), no ``lipsum``."""
+    return BudgetedEnvironment(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         trim_blocks=True,
@@ -121,13 +122,17 @@ def compile_template(
         where[name] = f"{path}:{_source_line(lines, yaml_path, 1)}"
         try:
             ast = ENV.parse(source)
+            _check_ast(ast, source, label, path, lines, yaml_path)
+            compiled[name] = ENV.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
             line = _source_line(lines, yaml_path, exc.lineno or 1)
             raise TemplateError(
                 f"{path}:{line}: {label}: jinja2 syntax error: {exc.message}"
             ) from None
-        _check_ast(ast, source, label, path, lines, yaml_path)
-        compiled[name] = ENV.from_string(source)
+        except (RecursionError, MemoryError):
+            raise TemplateError(
+                f"{where[name]}: {label}: too deeply nested or too large to compile"
+            ) from None
     return Template(
         family=family.id,
         spec=spec,

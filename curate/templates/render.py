@@ -1,5 +1,8 @@
 """Rendering one record with one template: context, options, few-shot assembly, budget.
 
+Each (record, template) render spends one :class:`~curate.templates.budget.Budget` (size, steps,
+time, call depth); exceeding it rejects the pair with reason ``template_budget``.
+
 Rendering is inherently per row (jinja2); everything around it (which rows, which template,
 which exemplars) is decided vectorized in :mod:`curate.templates.expander`.
 """
@@ -18,6 +21,14 @@ from jinja2.exceptions import SecurityError
 
 from curate.errors import RowReject, TemplateError
 from curate.records import compute_ids, conform
+from curate.templates.budget import (
+    ACTIVE,
+    UNBUDGETED,
+    Budget,
+    BudgetExceeded,
+    activate,
+    record_limit,
+)
 from curate.templates.compile import ENV
 from curate.templates.options import (
     FIXED_STYLE,
@@ -46,8 +57,21 @@ _TEXT_FIELDS = (
 )
 
 
+_LONG_FIELDS = ("instruction", "input", "output", "rationale")  # what a record's size budget counts
+
+
 class RenderError(RowReject):
-    """One (record, template) could not be rendered: becomes a reject with ``reason``."""
+    """One (record, template) could not be rendered: becomes a reject with ``reason``.
+
+    ``field`` and ``line``: where in the template it happened, when known (budgets).
+    """
+
+    def __init__(
+        self, reason: str, detail: str, field: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(reason, detail)
+        self.field = field
+        self.line = line
 
 
 @dataclass
@@ -58,9 +82,13 @@ class RecordContext:
     options: list[str] = field(default_factory=list)
     answer: int | None = None  # index of the right option
     id: str = field(init=False)
+    limit: int = field(init=False)  # the size budget of its renders (see record_limit)
 
     def __post_init__(self) -> None:
         self.id = str(self.values["id"])
+        values = self.values
+        chars = sum(len(values.get(name) or "") for name in _LONG_FIELDS)
+        self.limit = record_limit(chars + sum(len(str(o)) for o in self.options))
 
 
 def record_context(row: dict[str, Any], parse: bool = True) -> RecordContext:
@@ -110,7 +138,7 @@ def template_context(ctx: RecordContext, template: Template, style: OptionsStyle
     values = dict(ctx.values)
     options, index = ctx.options, ctx.answer
     if template.answer_choices is not None:
-        text = _render(template.answer_choices, values)
+        text = _render(template.answer_choices, values, "answer_choices")
         options = [c.strip() for c in text.split("|||") if c.strip()]
         index = answer_index(values["output"], options)
         if index is None:
@@ -130,15 +158,49 @@ def template_context(ctx: RecordContext, template: Template, style: OptionsStyle
     return values
 
 
-def _render(template: jinja2.Template, values: dict[str, Any]) -> str:
+def _render(template: jinja2.Template, values: dict[str, Any], name: str) -> str:
     # ``Template.render`` copies the environment globals into a fresh dict for every call, which
     # dominates the cost for short templates; a shared context over (globals + values) renders the
-    # same text. The sandbox checks are compiled into the template, so they still apply.
+    # same text. The sandbox checks and budgets are compiled into the template, so they still apply
+    # (against the current budget: :func:`render` sets one).
+    budget = ACTIVE.budget
+    if budget is UNBUDGETED:
+        with activate(Budget()):
+            return _render(template, values, name)
+    budget.made = 0
     context = template.new_context({**_GLOBALS, **values}, shared=True)
-    text = "".join(template.root_render_func(context))
+    try:
+        parts = list(template.root_render_func(context))
+        size = sum(map(len, parts))
+        if size > budget.max_chars:
+            raise BudgetExceeded(
+                "output", f"{size:,} characters of output (at most {budget.max_chars:,})"
+            )
+    except BudgetExceeded as exc:
+        if exc.field is None:
+            exc.field = name
+            exc.line = _template_line(exc.__traceback__)
+        raise
+    except RecursionError:
+        # not reached through macros (the depth budget stops them first); deeply nested data
+        deep = BudgetExceeded("depth", "nested too deeply (RecursionError)")
+        deep.field = name
+        raise deep from None
+    text = "".join(parts)
     if "\n\n\n" in text:
         text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
+
+
+def _template_line(tb: Any) -> int | None:
+    """Line (in the template text) of the innermost template frame of a traceback."""
+    line = None
+    while tb is not None:
+        compiled = tb.tb_frame.f_globals.get("__jinja_template__")
+        if compiled is not None:
+            line = compiled.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
 
 
 def count_tokens(text: str) -> int:
@@ -165,34 +227,64 @@ def render(
     """Render ``ctx`` with ``template``; few-shot templates get ``exemplars`` (same options style).
 
     Shots are dropped from the end until prompt + completion fit the character/token budget.
-    Raises :class:`RenderError` for a row-level problem (becomes a reject).
+    Raises :class:`RenderError` for a row-level problem (becomes a reject); the whole pair, shots
+    included, spends one template budget (``template_budget``).
     """
+    previous = ACTIVE.budget
+    ACTIVE.budget = Budget(ctx.limit)
+    try:
+        return _render_pair(template, ctx, seed, exemplars, few_shot)
+    finally:
+        ACTIVE.budget = previous
+
+
+def _render_pair(
+    template: Template,
+    ctx: RecordContext,
+    seed: int,
+    exemplars: list[RecordContext] | None,
+    few_shot: FewShot | None,
+) -> Rendered:
     style = style_for(template, seed, ctx.id)
     try:
         values = template_context(ctx, template, style)
-        prompt = _render(template.prompt, values)
-        completion = _render(template.completion, values)
+        prompt = _render(template.prompt, values, "prompt")
+        completion = _render(template.completion, values, "completion")
         if not prompt or not completion:
             empty = "prompt" if not prompt else "completion"
             raise RenderError("template_empty", f"{template.id}: the {empty} rendered empty")
         options = values["options"] or None
         if few_shot is None or not exemplars:
             return Rendered(prompt, completion, options, [])
-        prefix = _render(template.prefix, values) if template.prefix is not None else ""
+        prefix = _render(template.prefix, values, "prefix") if template.prefix is not None else ""
         shots: list[str] = []
         ids: list[str] = []
         for exemplar in exemplars[: few_shot.k]:
+            ACTIVE.budget.set_limit(exemplar.limit)
             try:
                 shot_values = template_context(exemplar, template, style)
+                shot_prompt = _render(template.prompt, shot_values, "prompt")
+                shot_completion = _render(template.completion, shot_values, "completion")
             except RenderError:
                 continue
-            shot_prompt = _render(template.prompt, shot_values)
-            shot_completion = _render(template.completion, shot_values)
+            except BudgetExceeded as exc:
+                if exc.budget in ("steps", "time"):
+                    raise  # the pair's budget is spent
+                continue  # this exemplar is too large for the template: leave it out
             if shot_prompt and shot_completion:
                 shots.append(shot_prompt + few_shot.shot_separator + shot_completion)
                 ids.append(exemplar.id)
     except RenderError:
         raise
+    except BudgetExceeded as exc:
+        where = f"{exc.field} line {exc.line}" if exc.line is not None else f"{exc.field}"
+        raise RenderError(
+            "template_budget", f"{template.id} {where}: {exc.detail}", exc.field, exc.line
+        ) from None
+    except MemoryError:
+        raise RenderError(
+            "template_budget", f"{template.id}: memory budget: MemoryError while rendering"
+        ) from None
     except SecurityError as exc:
         raise RenderError("template_refused", f"{template.id}: {exc}") from None
     except (
@@ -279,6 +371,11 @@ def check_family(family: Family) -> None:
                 render(template, contexts[row], 0, others, template.few_shot)
             except RenderError as exc:
                 where = template.where["prompt"]
+                if exc.reason == "template_budget":
+                    raise TemplateError(
+                        f"{_where(template, exc.field, exc.line)}: template {template.id}: example {row} "
+                        f"exceeds a template budget: {exc.detail}"
+                    ) from None
                 if exc.reason == "template_refused":
                     raise TemplateError(
                         f"{where}: template {template.id}: refused by the sandbox: {exc.detail}"
@@ -286,3 +383,12 @@ def check_family(family: Family) -> None:
                 raise TemplateError(
                     f"{where}: template {template.id}: example {row}: {exc.reason}: {exc.detail}"
                 ) from None
+
+
+def _where(template: Template, field: str | None, line: int | None) -> str:
+    """``file:line`` of line ``line`` of a template's ``field`` (its first line when unknown)."""
+    where = template.where.get(field or "prompt", template.where["prompt"])
+    path, _, first = where.rpartition(":")
+    if line is None or not first.isdigit():
+        return where
+    return f"{path}:{int(first) + line - 1}"
