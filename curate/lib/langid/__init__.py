@@ -65,8 +65,7 @@ def known_languages(backend: Backend) -> frozenset[str]:
     if backend == "fasttext":
         from curate.lib.langid import fasttext_backend
 
-        labels = fasttext_backend.load_model().get_labels()
-        codes.update(str(label).removeprefix("__label__") for label in labels)
+        codes.update(fasttext_backend.labels())
     else:
         from langdetect import detector_factory
 
@@ -74,23 +73,11 @@ def known_languages(backend: Backend) -> frozenset[str]:
     return frozenset(codes)
 
 
-def identify(
-    texts: pa.Array | Sequence[str],
-    backend: Backend = "langdetect",
-    *,
-    max_chars: int = 512,
-    min_letters: int = 3,
-    script_first: bool = True,
-    prior: Prior = "web",
-    cache: bool = True,
-) -> LangResult:
-    """Language and score for every text (``und`` with score 0 when there is too little text)."""
-    values = (
-        texts
-        if isinstance(texts, pa.Array | pa.ChunkedArray)
-        else pa.array(list(texts), pa.string())
-    )
-    cleaned = prose(values, max_chars)
+def screen(
+    cleaned: pa.Array, min_letters: int, script_first: bool
+) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """What needs no detector: ``und`` for too few letters, the script rule for single-language
+    scripts. Returns labels, scores, methods and the rows left for the backend."""
     n = len(cleaned)
     counts = count_scripts(cleaned)
     langs: list[str] = [UND] * n
@@ -110,6 +97,27 @@ def identify(
             else:
                 langs[i], score[i], method[i] = code, float(script_score[i]), "script"
         pending = np.asarray(still, dtype=np.int64)
+    return langs, score, method, pending
+
+
+def identify(
+    texts: pa.Array | Sequence[str],
+    backend: Backend = "langdetect",
+    *,
+    max_chars: int = 512,
+    min_letters: int = 3,
+    script_first: bool = True,
+    prior: Prior = "web",
+    cache: bool = True,
+) -> LangResult:
+    """Language and score for every text (``und`` with score 0 when there is too little text)."""
+    values = (
+        texts
+        if isinstance(texts, pa.Array | pa.ChunkedArray)
+        else pa.array(list(texts), pa.string())
+    )
+    cleaned = prose(values, max_chars)
+    langs, score, method, pending = screen(cleaned, min_letters, script_first)
     if len(pending):
         text_list = pc.take(cleaned, pa.array(pending)).to_pylist()
         todo: list[int] = []

@@ -61,6 +61,34 @@ def load_model() -> Any:
         return _model
 
 
+def labels() -> list[str]:
+    """Every language code of the model (``predict`` with ``k=-1``: the binding has no label list)."""
+    found = load_model().predict("a", k=-1, threshold=-1.0)[0]
+    return sorted(str(label).removeprefix("__label__") for label in found)
+
+
+# Labels scored per text: the rest share the smallest probability seen (an upper bound), which
+# keeps the evidence against a kept language conservative and the call ~8x cheaper than k=-1.
+_TOP_K = 20
+
+
+def log_probabilities(texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """log P(language | text) for every text and every :func:`labels` code."""
+    model = load_model()
+    codes = labels()
+    column = {f"__label__{code}": j for j, code in enumerate(codes)}
+    logp = np.full((len(texts), len(codes)), -np.inf)
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        found, probs = model.predict(text.replace("\n", " "), k=_TOP_K, threshold=-1.0)
+        floor = np.log(max(float(min(probs)), 1e-12)) if len(probs) else -np.inf
+        logp[i, :] = floor
+        for label, prob in zip(found, probs, strict=True):
+            logp[i, column[label]] = np.log(max(float(prob), 1e-12))
+    return logp, codes
+
+
 def detect(texts: Sequence[str]) -> tuple[list[str | None], np.ndarray]:
     """(language, probability) per text; texts must be single-line (newlines are replaced)."""
     model = load_model()

@@ -126,14 +126,8 @@ class LangdetectProfiles:
         floor = min(shares.values())
         return np.log(np.array([shares.get(code, floor) for code in self.full_codes]) / 100.0)
 
-    def detect(
-        self, texts: Sequence[str], prior: str = "web"
-    ) -> tuple[list[str | None], np.ndarray]:
-        """(language, posterior) per text; ``None`` where no profile n-gram was found.
-
-        ``prior="web"`` weighs languages by their share of the web (it decides only when a text has
-        a handful of n-grams); ``"uniform"`` is langdetect's own default.
-        """
+    def raw_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per text and profile language: the naive-Bayes log-likelihood sum; and n-grams per text."""
         n = len(texts)
         all_ids: list[int] = []
         counts = np.zeros(n, dtype=np.int64)
@@ -149,6 +143,37 @@ class LangdetectProfiles:
                 part = slice(start, start + _CHUNK_NGRAMS)
                 gathered = self.log_prob[flat[part]]
                 _add_rows(scores, rows[part], gathered)
+        return scores, counts
+
+    def detect(
+        self, texts: Sequence[str], prior: str = "web"
+    ) -> tuple[list[str | None], np.ndarray]:
+        """(language, posterior) per text; ``None`` where no profile n-gram was found.
+
+        ``prior="web"`` weighs languages by their share of the web (it decides only when a text has
+        a handful of n-grams); ``"uniform"`` is langdetect's own default.
+        """
+        scores, counts = self.raw_scores(texts)
+        return self._posterior(scores, counts, prior)
+
+    def judge_scores(
+        self, texts: Sequence[str], prior: str = "web"
+    ) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+        """One pass for :func:`curate.lib.langid.request.judge`: log-likelihood per text and code
+        (no prior; variants such as zh-cn/zh-tw by their best), n-grams per text, and the
+        labels and posteriors :meth:`detect` gives."""
+        scores, counts = self.raw_scores(texts)
+        loglik = np.full((len(texts), len(self.codes)), -np.inf)
+        for j, code_index in enumerate(self.code_of):
+            loglik[:, code_index] = np.maximum(loglik[:, code_index], scores[:, j])
+        langs, probs = self._posterior(scores, counts, prior)
+        return loglik, counts, langs, probs
+
+    def _posterior(
+        self, scores: np.ndarray, counts: np.ndarray, prior: str
+    ) -> tuple[list[str | None], np.ndarray]:
+        n = len(counts)
+        scores = scores.copy()
         if prior == "web":
             if self._web_prior is None:
                 self._web_prior = self.web_prior()

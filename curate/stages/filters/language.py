@@ -18,18 +18,22 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curate.errors import StageError
 from curate.lib.langid import UND, identify, known_languages
+from curate.lib.langid.request import judge, request_prose
 from curate.stages.base import Decision, FilterStage, StageParams, StageResult, apply_decision
-from curate.util.text import record_text
+from curate.util.text import ASSISTANT_ROLES, PROMPT_ROLES, record_text
 
 TextField = Literal["instruction", "input", "output", "messages"]
 _NULL = pa.scalar(None, pa.string())
 _ALL_FIELDS: tuple[TextField, ...] = ("instruction", "input", "output", "messages")
+_REQUEST_FIELDS: tuple[TextField, ...] = ("instruction", "messages")
+_FALLBACK_FIELDS: tuple[TextField, ...] = ("input", "output")
 
 
 class Language(FilterStage):
@@ -183,3 +187,135 @@ class Language(FilterStage):
             "package": f"{package} {version}",
             "decided_by": dict(sorted(self._methods.items())),
         }
+
+
+class LanguageV2(Language):
+    """The language the user speaks to the model, dropped only on strong evidence.
+
+    Decides on the request (``fields``: the instruction and the user/system turns) with quoted
+    material, code, URLs, numbers, formulas, lists and names set aside; ``fallback_fields`` (input,
+    then output) are added only while the request has fewer than ``request_min_letters`` letters.
+    A row is dropped (``lang_not_kept``) only when a single-language script says so, or when the
+    log-likelihood ratio of the best language outside ``keep`` over the best kept one reaches
+    ``margin + margin_growth * sqrt(n-grams)``. Otherwise it is kept; when its most likely
+    language is outside ``keep``, it is labeled with the most likely kept language and
+    ``lang_backend`` says ``<backend>:uncertain``. ``lang_score`` is the probability of the label.
+    """
+
+    name: ClassVar[str] = "language_v2"
+
+    class Params(Language.Params):
+        min_score: float = Field(
+            0.0,
+            ge=0,
+            le=1,
+            description="Kept-language rows scoring below this are dropped (lang_low_score); "
+            "0 (default since v2) drops none: a low score is uncertainty, not evidence.",
+        )
+        fields: list[TextField] = Field(
+            default_factory=lambda: list(_REQUEST_FIELDS),
+            min_length=1,
+            description="The request: fields joined; messages contribute their user and system turns.",
+        )
+        fallback_fields: list[TextField] = Field(
+            default_factory=lambda: list(_FALLBACK_FIELDS),
+            description="Added in order while the request has fewer than request_min_letters letters.",
+        )
+        request_min_letters: int = Field(
+            12, ge=0, description="Letters a request needs before it is judged on its own."
+        )
+        margin: float | None = Field(
+            None,
+            ge=0,
+            description="Evidence (nats) needed to drop, before growth; default per backend: "
+            "langdetect 8, fasttext 4.5.",
+        )
+        margin_growth: float | None = Field(
+            None,
+            ge=0,
+            description="Added margin per sqrt(n-gram); default per backend: langdetect 2, fasttext 0.",
+        )
+
+    params: Params
+
+    def label(self, table: pa.Table) -> pa.Table:
+        p = self.params
+        text = self._request_text(table)
+        judged = judge(
+            text,
+            p.keep,
+            p.backend,
+            min_letters=p.min_letters,
+            script_first=p.script_rule,
+            prior=p.prior,
+            margin=p.margin,
+            growth=p.margin_growth,
+        )
+        langs, scores, methods = list(judged.lang), judged.score.copy(), list(judged.method)
+        keep = set(p.keep)
+        outside = judged.confident_outside
+        for i, lang in enumerate(langs):
+            kept_label = judged.best_kept[i]
+            if keep and lang not in keep and lang != UND and not outside[i] and kept_label:
+                langs[i], methods[i] = kept_label, f"{methods[i]}:uncertain"
+        self._methods.update(methods)
+        evidence = np.where(np.isfinite(judged.outside), judged.outside, np.nan)
+        margin = np.where(np.isfinite(judged.margin), judged.margin, np.nan)
+        out = table
+        for name, values in (
+            ("lang", pa.array(langs, pa.string())),
+            ("lang_score", pa.array(scores, pa.float64())),
+            ("lang_backend", pa.array(methods, pa.string())),
+            ("lang_evidence", pa.array(np.round(evidence, 2), pa.float64(), from_pandas=True)),
+            ("lang_margin", pa.array(np.round(margin, 2), pa.float64(), from_pandas=True)),
+        ):
+            if name in out.column_names:
+                out = out.set_column(out.column_names.index(name), name, values)
+            else:
+                out = out.append_column(name, values)
+        return out
+
+    def _request_text(self, table: pa.Table) -> pa.Array:
+        p = self.params
+        text = request_prose(
+            record_text(table, p.fields, separator="\n", roles=PROMPT_ROLES, prefer_messages=False),
+            p.max_chars,
+        )
+        for name in p.fallback_fields:
+            short = pc.less(pc.count_substring_regex(text, r"\pL"), p.request_min_letters)
+            if not pc.any(short).as_py():
+                break
+            extra = request_prose(
+                record_text(
+                    table,
+                    [name],
+                    separator="\n",
+                    roles=ASSISTANT_ROLES if name == "messages" else None,
+                ),
+                p.max_chars,
+            )
+            joined = pc.utf8_trim_whitespace(pc.binary_join_element_wise(text, extra, " "))
+            text = pc.if_else(short, joined, text)
+        return text
+
+    def decide(self, table: pa.Table) -> Decision:
+        decision = super().decide(table)
+        if not len(decision.reason):
+            return decision
+        evidence = table.column("lang_evidence").combine_chunks()
+        margin = table.column("lang_margin").combine_chunks()
+        why = pc.binary_join_element_wise(
+            " (evidence ",
+            pc.cast(evidence, pa.string()),
+            " >= margin ",
+            pc.cast(margin, pa.string()),
+            ")",
+            "",
+        )
+        not_kept = pc.equal(decision.reason, "lang_not_kept")
+        detail = pc.if_else(
+            pc.and_(pc.fill_null(not_kept, False), pc.is_valid(evidence)),
+            pc.binary_join_element_wise(decision.detail, pc.fill_null(why, ""), ""),
+            decision.detail,
+        )
+        return Decision(keep=decision.keep, reason=decision.reason, detail=detail)

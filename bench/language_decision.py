@@ -1,0 +1,121 @@
+"""The language stage as a filter: how many rows it drops, and are they right.
+
+For ``keep: [en]`` with each backend, ``language_v1`` (top-1 label on every field) against
+``language_v2`` (the request, dropped only on strong evidence), in the same process on the same
+rows:
+
+- Alpaca + Dolly (67,013 English-corpus rows): rows dropped, and the drops listed for reading;
+  throughput and the v2/v1 speed ratio;
+- recall: dolly_ja, alpaca_zh (non-English instructions) must be dropped; the two non-English NIv2
+  translation tasks are reported (their instructions are English);
+- ``../shared/data/langid`` (human-translated UI strings, 8 languages): English kept and
+  non-English removed, per length bucket.
+
+    python bench/language_decision.py            # both backends (fasttext needs the extra)
+    python bench/language_decision.py --backend langdetect --show 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow as pa
+
+from curate.ingest import read_file
+from curate.ingest.builder import RowBuilder
+from curate.ingest.parse import ReadContext
+from curate.stages import get_stage
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+RECALL = {
+    "dolly_ja": "dolly_ja/databricks-dolly-15k-ja.jsonl.gz",
+    "alpaca_zh": "alpaca_zh/carbonz0/zh-data-part-00.json.gz",
+    "niv2 gl->ja": "natural_instructions/adv_icl_copy/task1239_ted_translation_gl_ja.json.gz",
+    "niv2 ro->en": "natural_instructions/adv_icl_copy/"
+    "task1435_ro_sts_parallel_language_translation_ro_to_en.json.gz",
+}
+
+
+def _read(rel: str) -> pa.Table:
+    return read_file(DATA / rel, source=rel.split("/")[0]).records
+
+
+def _langid_table() -> tuple[pa.Table, list[str], list[str]]:
+    with gzip.open(DATA / "langid" / "testset.jsonl.gz", "rt", encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    rows = [r for r in rows if r["bucket"] in ("short", "medium", "long")]
+    builder = RowBuilder(ReadContext("langid", "langid/testset.jsonl.gz"))
+    for i, row in enumerate(rows):
+        builder.add(i, instruction=row["text"])
+    return builder.records(), [r["bucket"] for r in rows], [r["lang"] for r in rows]
+
+
+def run(backend: str, show: int) -> None:
+    corpus = pa.concat_tables(
+        [_read("alpaca/alpaca_data.json.gz"), _read("dolly/databricks-dolly-15k.jsonl.gz")]
+    )
+    print(f"\n## backend {backend}, keep [en]\n")
+    print("| stage | Alpaca+Dolly dropped | rows/s | speed vs v1 |")
+    print("|---|---:|---:|---:|")
+    speeds: dict[str, float] = {}
+    dropped: dict[str, pa.Table] = {}
+    for name in ("language_v1", "language_v2"):
+        stage = get_stage(name)(backend=backend)
+        stage.prepare()
+        started = time.perf_counter()
+        _, rejected = stage.run(corpus)
+        speeds[name] = corpus.num_rows / (time.perf_counter() - started)
+        dropped[name] = rejected
+        ratio = speeds[name] / speeds["language_v1"]
+        print(f"| {name} | {rejected.num_rows} | {speeds[name]:,.0f} | {ratio:.2f}x |")
+    print("\n| recall set | rows | v1 dropped | v2 dropped |")
+    print("|---|---:|---:|---:|")
+    for label, rel in RECALL.items():
+        table = _read(rel)
+        shares = []
+        for name in ("language_v1", "language_v2"):
+            _, rejected = get_stage(name)(backend=backend).run(table)
+            shares.append(f"{rejected.num_rows / table.num_rows:.2%}")
+        print(f"| {label} | {table.num_rows} | {shares[0]} | {shares[1]} |")
+    table, buckets, langs = _langid_table()
+    print("\n| langid bucket | English kept v1 | v2 | non-English removed v1 | v2 |")
+    print("|---|---:|---:|---:|---:|")
+    outcome: dict[str, dict[tuple[str, bool], list[int]]] = {}
+    for name in ("language_v1", "language_v2"):
+        kept, _ = get_stage(name)(backend=backend).run(table)
+        kept_rows = set(kept.column("source_row").to_pylist())
+        tally: dict[tuple[str, bool], list[int]] = defaultdict(lambda: [0, 0])
+        for i, (bucket, lang) in enumerate(zip(buckets, langs, strict=True)):
+            entry = tally[(bucket, lang == "en")]
+            entry[0] += i in kept_rows
+            entry[1] += 1
+        outcome[name] = tally
+    for bucket in ("short", "medium", "long"):
+        cells = []
+        for english in (True, False):
+            for name in ("language_v1", "language_v2"):
+                k, total = outcome[name][(bucket, english)]
+                cells.append(f"{(k if english else total - k) / total:.1%}")
+        print(f"| {bucket} | " + " | ".join(cells) + " |")
+    if show:
+        print(f"\nlanguage_v2 drops on Alpaca+Dolly (first {show}):")
+        for row in dropped["language_v2"].to_pylist()[:show]:
+            print(f"- {row['lang']}: {row['instruction'][:90]!r} ({row['detail']})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["langdetect", "fasttext"], action="append")
+    parser.add_argument("--show", type=int, default=10, help="v2 drops to list")
+    args = parser.parse_args()
+    for backend in args.backend or ["langdetect", "fasttext"]:
+        run(backend, args.show)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The language a user speaks to the model, and how sure the evidence is that it is not a kept one.
+
+Instruction data is full of text that is not the request's language: quoted sentences to translate,
+code, numbers and formulas, lists of items after a colon, names of people and places. A request is
+judged on what is left (:func:`request_prose`), and a row is dropped only when the evidence for a
+language outside ``keep`` is strong (:func:`judge`): the log-likelihood ratio of the best language
+outside ``keep`` over the best kept one must exceed a margin that grows with the amount of text
+(``margin + growth * sqrt(n-grams)``: the noise of a sum of n per-n-gram log-ratios grows like
+sqrt(n), so a fixed posterior threshold is overconfident on short texts).
+
+Measured on Alpaca + Dolly instructions (67,013) and the ``langid`` test set (see
+``bench/langid_decision.py``), for ``keep: [en]`` with langdetect: margin 8, growth 2 drops 10
+English requests (top-1 labels drop ~1,200) and keeps 99.5 % of 1-5-word English texts, while
+removing 99.8 % of long and 96.9 % of medium non-English texts (Latin script; CJK text is decided
+by its script).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.lib.langid import UND, Backend, screen
+from curate.lib.langid.clean import prose
+
+# Quoted material: what the request is about, not what it is written in.
+_QUOTED = r'"[^"\n]{0,400}"|“[^”\n]{0,400}”|«[^»\n]{0,400}»|„[^“”\n]{0,400}[“”]'
+# "Classify these as fruit or vegetable: apple, kale, ..." -> the list after the colon.
+_LIST = r":\s*[^.?!:\n]*(?:,[^.?!:\n]*){2,}"
+# Numbers, formulas and the punctuation between them.
+_NUMBERS = r"[\d+\-*/^=<>%×÷.,()\[\]]+(?:\s+[\d+\-*/^=<>%×÷.,()\[\]]+)*"
+# Capitalized words after a lower-case word: names (a German noun after an article is lost too,
+# which long German text survives: long non-English is still removed at 99.8 %).
+_NAMES = r"(\p{Ll}[,;]? )\p{Lu}\p{L}*(?: \p{Lu}\p{L}*)*"
+_SPACE = r"\s+"
+
+# Default margins per backend: (margin, growth per sqrt(n-gram)). fastText's probabilities are
+# normalized per text, so its margin does not grow.
+DEFAULT_MARGINS: dict[str, tuple[float, float]] = {"langdetect": (8.0, 2.0), "fasttext": (4.5, 0.0)}
+
+
+def request_prose(values: pa.Array | pa.ChunkedArray, max_chars: int) -> pa.Array:
+    """Prose (:func:`prose`) without quoted material, lists, numbers, formulas and names."""
+    out = prose(values, 0)
+    out = pc.replace_substring_regex(out, _QUOTED, " ")
+    out = pc.replace_substring_regex(out, _LIST, ":")
+    out = pc.replace_substring_regex(out, _NAMES, "\\1 ")
+    out = pc.replace_substring_regex(out, _NUMBERS, " ")
+    out = pc.utf8_trim_whitespace(pc.replace_substring_regex(out, _SPACE, " "))
+    if max_chars > 0:
+        out = pc.utf8_slice_codeunits(out, 0, max_chars)
+    return out
+
+
+@dataclass
+class Judgement:
+    lang: list[str]  # the most likely language ("und": too little text)
+    score: np.ndarray  # its probability
+    method: list[str]  # what decided: script, the backend name, too_few_letters
+    outside: np.ndarray  # evidence (nats) for a language outside keep over the best kept one
+    margin: np.ndarray  # the evidence needed to drop (inf where nothing can decide)
+    best_kept: list[str | None]  # the most likely kept language
+
+    @property
+    def confident_outside(self) -> np.ndarray:
+        return self.outside >= self.margin
+
+
+def judge(
+    texts: pa.Array,
+    keep: Sequence[str],
+    backend: Backend,
+    *,
+    min_letters: int = 3,
+    script_first: bool = True,
+    prior: str = "web",
+    margin: float | None = None,
+    growth: float | None = None,
+) -> Judgement:
+    """Label every (already cleaned) text and weigh the evidence that it is outside ``keep``."""
+    base_margin, base_growth = DEFAULT_MARGINS[backend]
+    margin = base_margin if margin is None else margin
+    growth = base_growth if growth is None else growth
+    langs, score, method, pending = screen(texts, min_letters, script_first)
+    n = len(langs)
+    outside = np.full(n, -np.inf)
+    needed = np.full(n, np.inf)
+    best_kept: list[str | None] = [None] * n
+    keep_set = set(keep)
+    for i in range(n):
+        if method[i] == "script":  # a script used by one language only: certain
+            outside[i] = np.inf if langs[i] not in keep_set else -np.inf
+            needed[i] = 0.0
+    if len(pending):
+        rows = [int(i) for i in pending]
+        chunk = pc.take(texts, pa.array(rows, pa.int64())).to_pylist()
+        loglik, sizes, codes, top, top_prob = backend_scores(chunk, backend, prior)
+        kept_cols = [j for j, code in enumerate(codes) if code in keep_set]
+        out_cols = [j for j, code in enumerate(codes) if code not in keep_set]
+        for k, row in enumerate(rows):
+            if sizes[k] == 0:
+                continue
+            langs[row], score[row], method[row] = top[k], round(float(top_prob[k]), 4), backend
+            if kept_cols and out_cols:
+                best_in = kept_cols[int(np.argmax(loglik[k, kept_cols]))]
+                best_out = out_cols[int(np.argmax(loglik[k, out_cols]))]
+                outside[row] = float(loglik[k, best_out] - loglik[k, best_in])
+                needed[row] = margin + growth * float(np.sqrt(sizes[k]))
+                best_kept[row] = codes[best_in]
+    for i in range(n):
+        if langs[i] == UND:
+            outside[i], needed[i] = -np.inf, np.inf
+    return Judgement(langs, score, method, outside, needed, best_kept)
+
+
+def backend_scores(
+    texts: list[str], backend: Backend, prior: str
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str], np.ndarray]:
+    """One pass of the backend over ``texts``: log-likelihood per text and language code, the
+    evidence size per text (n-grams; 0: nothing to go on), the codes, and the label (most likely
+    language with the prior) and its probability."""
+    if backend == "fasttext":
+        from curate.lib.langid import fasttext_backend
+
+        logp, codes = fasttext_backend.log_probabilities(texts)
+        sizes = np.array([1 if t else 0 for t in texts], dtype=np.int64)
+        best = logp.argmax(axis=1) if len(texts) else np.zeros(0, dtype=np.int64)
+        probs = np.exp(logp[np.arange(len(texts)), best]) if len(texts) else np.zeros(0)
+        return logp, sizes, codes, [codes[b] for b in best], probs
+    from curate.lib.langid.langdetect_nb import LangdetectProfiles
+
+    profiles = LangdetectProfiles.shared()
+    loglik, sizes, found, probs = profiles.judge_scores(texts, prior)
+    return loglik, sizes, profiles.codes, [code or UND for code in found], probs
+
+
+__all__ = ["DEFAULT_MARGINS", "Judgement", "judge", "request_prose"]
