@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from testutils import SAMPLES, SHARED_DATA, needs_shared_data
+from testutils import SAMPLES, SHARED_DATA, needs_shared_data, records_table
 
 from curate.engine.pipeline import Pipeline
 from curate.errors import StageError
@@ -24,7 +24,12 @@ from curate.recipe import parse_recipe
 from curate.records import REJECT_SCHEMA, compute_ids, conform
 from curate.stages import get_stage
 from curate.stages.dedup.exact import ExactDedup
-from curate.stages.dedup.minhash import CLUSTER_SIZE_COLUMN, SIGNATURE_COLUMN, MinHashDedup
+from curate.stages.dedup.minhash import (
+    CLUSTER_SIZE_COLUMN,
+    SIGNATURE_COLUMN,
+    MinHashDedup,
+    MinHashDedupV2,
+)
 from curate.util.text import matching_text
 
 VOCAB = [f"tok{i}" for i in range(3000)]
@@ -87,7 +92,9 @@ def planted_corpus(seed: int = 0, bases: int = 60) -> tuple[pa.Table, dict[int, 
 
 
 def test_registered_under_its_recipe_key() -> None:
-    assert get_stage("minhash_dedup") is MinHashDedup
+    # The recipe key resolves to v2 (field thresholds on by default); v1 stays for old recipes.
+    assert get_stage("minhash_dedup") is MinHashDedupV2
+    assert get_stage("minhash_dedup_v1") is MinHashDedup
     assert MinHashDedup.name == "minhash_dedup_v1"
     from curate.stages import MinHashDedup as imported
 
@@ -592,3 +599,51 @@ def test_band_partitions_keep_truncated_buckets_whole() -> None:
         assert np.array_equal(np.unique(np.concatenate(found)), expected)
     with pytest.raises(StageError, match="2\\*\\*32"):
         doc_bits_for(1 << 32)
+
+
+def test_v2_keeps_different_questions_about_one_passage_apart() -> None:
+    passage = (
+        "Swarcliffe Hall is a large hall that was constructed in 1800 in Birstwith, near Harrogate, "
+        "England. The current house was built by John Greenwood in 1850 and was later visited by "
+        "the Duke of Cambridge in 1888; it has been a school and is now a private residence again. "
+    ) + " ".join(  # a long shared passage, as Dolly gives many questions
+        f"Room {i} of the hall has a {colour} door and {i + 2} windows facing the {side}."
+        for i, (colour, side) in enumerate(
+            zip(
+                ["red", "blue", "green", "white", "black", "grey"] * 3,
+                ["north", "south", "east"] * 6,
+                strict=True,
+            )
+        )
+    )
+    table = records_table(
+        [
+            {
+                "instruction": "Which duke visited Swarcliffe Hall in 1888?",
+                "input": passage,
+                "output": "The Duke of Cambridge.",
+            },
+            {
+                "instruction": "Who built the current house at Swarcliffe Hall?",
+                "input": passage,
+                "output": "John Greenwood.",
+            },
+            {
+                "instruction": "Which duke visited Swarcliffe Hall in 1888 ?",
+                "input": passage,
+                "output": "Cambridge.",
+            },
+        ]
+    )
+    v1 = MinHashDedup().run(table)
+    v2 = MinHashDedupV2().run(table)
+    assert v1.rejected.num_rows == 2  # v1 sees one passage: three duplicates
+    # v2: the second question is different; the third is the first one again
+    assert v2.kept.column("instruction").to_pylist()[:2] == [
+        "Which duke visited Swarcliffe Hall in 1888?",
+        "Who built the current house at Swarcliffe Hall?",
+    ]
+    assert v2.rejected.column("instruction").to_pylist() == [
+        "Which duke visited Swarcliffe Hall in 1888 ?"
+    ]
+    assert MinHashDedupV2(field_thresholds={}, same_names=False).run(table).rejected.num_rows == 2

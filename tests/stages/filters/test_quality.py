@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from testutils import records_table
 
 from curate.errors import StageError
 from curate.records import RECORD_SCHEMA
@@ -65,7 +66,40 @@ def reasons(rows: list[dict[str, str]], **params: object) -> list[str | None]:
 
 
 def test_registered_under_recipe_key() -> None:
-    assert get_stage("quality") is Quality
+    # The recipe key resolves to quality_v2 (audited defaults); these tests pin v1's rules.
+    assert get_stage("quality_v1") is Quality
+    assert get_stage("quality").name == "quality_v2"
+
+
+def test_v2_keeps_correct_answers_that_copy_the_input() -> None:
+    rows = [
+        {
+            "instruction": "Sort this list in ascending order.",
+            "input": "1, 2, 3, 4, 5",
+            "output": "1, 2, 3, 4, 5",
+        },
+        {
+            "instruction": "Transcribe the following sentence.",
+            "input": "The cat sat on the mat.",
+            "output": "The cat sat on the mat.",
+        },
+        {"instruction": "Spell the proper noun correctly: Tyrese", "output": "Tyrese"},
+        {
+            "instruction": "Write a song using only the notes A and G.",
+            "output": "A G A G\nA G A G\nA G A G\nA G A G\nA G A G\nA G A G",
+        },
+        {
+            "instruction": "Create a looping GIF of a cat.",
+            "output": "Create a looping GIF of a cat.",
+        },
+    ]
+    table = records_table(rows)
+    v1 = get_stage("quality_v1")().run(table)
+    v2 = get_stage("quality")().run(table)
+    assert set(v1.rejected.column("reason").to_pylist()) >= {"echo"}
+    # v2: only the output that repeats the instruction is an echo
+    assert v2.rejected.column("instruction").to_pylist() == ["Create a looping GIF of a cat."]
+    assert v2.rejected.column("reason").to_pylist() == ["echo"]
 
 
 def test_good_records_are_kept() -> None:

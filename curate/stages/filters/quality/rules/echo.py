@@ -72,13 +72,23 @@ class Echo(Rule):
         min_words: int = Field(
             1, ge=1, description="Outputs with fewer words than this are not judged."
         )
+        judge_input: bool = Field(
+            True,
+            description="Also reject outputs that repeat the input (off in quality_v2: copying "
+            "the input is often the answer, e.g. transcribe, an already sorted list, a passage "
+            "that answers the question).",
+        )
 
     params: Params
 
     def check(self, view: TextView) -> RuleResult:
         output = view.output
         with_inst = bigram_jaccard(output, view.instruction)
-        with_input = bigram_jaccard(output, view.input)
+        with_input = (
+            bigram_jaccard(output, view.input)
+            if self.params.judge_input
+            else np.zeros(view.num_rows)
+        )
         score = np.round(np.maximum(with_inst, with_input), 4)
         long_enough = pc.greater_equal(view.output_words, self.params.min_words).to_numpy(
             zero_copy_only=False
