@@ -145,11 +145,11 @@ def near_duplicate_recipe(directory: Path, stages: list[dict[str, Any]]) -> Reci
 def test_band_repartition_equals_local_on_near_duplicate_clusters(tmp_path: Path) -> None:
     write_near_duplicates(tmp_path)
     stages: list[dict[str, Any]] = [
-        {"minhash_dedup": {"field_thresholds": {"instruction": 0.5}}},
+        {"minhash_dedup_v1": {"field_thresholds": {"instruction": 0.5}}},
         # Same answers to different questions, by char shingles with many false candidates
         # (rows=2: chains that verification must cut), the estimate, transitive clusters.
         {
-            "minhash_dedup": {
+            "minhash_dedup_v1": {
                 "fields": ["output"],
                 "shingle": "char",
                 "rows": 2,
@@ -181,8 +181,8 @@ def test_settings_that_cannot_split_run_as_one_task_with_the_same_output(tmp_pat
     recipe = near_duplicate_recipe(
         tmp_path,
         [
-            {"minhash_dedup": {"cross_source": False}},
-            {"minhash_dedup": {"fields": ["output"], "store_signatures": True}},
+            {"minhash_dedup_v1": {"cross_source": False}},
+            {"minhash_dedup_v1": {"fields": ["output"], "store_signatures": True}},
         ],
     )
     local = run_recipe(recipe, out=tmp_path / "local", workers=1)
