@@ -363,3 +363,29 @@ def test_real_dolly_drop_rate_is_small() -> None:
     # Web-text filters drop most of Dolly; these rules must not.
     assert result.rejected.num_rows < 0.02 * table.num_rows
     assert "refusal" in set(result.rejected.column("reason").to_pylist())
+
+
+def test_v2_refusal_is_a_short_decline_not_a_disclaimer_or_identity_talk() -> None:
+    rows = [
+        {
+            "instruction": "Construct a timeline of humankind",
+            "output": "This task requires constructing a timeline which cannot be done by a GPT model.",
+        },
+        {
+            "instruction": "What is your political stance?",
+            "output": "As an AI model, I don't have a personal political stance.",
+        },
+        {
+            "instruction": "Which building is the tallest?",
+            "output": "As an AI language model my knowledge has a cutoff, but the tallest building in the "
+            "world is the Burj Khalifa in Dubai, at 828 metres (2,717 ft) with 163 floors; it was "
+            "completed in 2010 and has held the record since then, ahead of the Merdeka 118 tower.",
+        },
+    ]
+    table = records_table(rows)
+    assert get_stage("quality_v1")().run(table).rejected.num_rows == 3
+    (dropped,) = get_stage("quality")().run(table).rejected.to_pylist()
+    assert (dropped["instruction"], dropped["reason"]) == (
+        "Construct a timeline of humankind",
+        "refusal",
+    )

@@ -130,11 +130,18 @@ class QualityV2(Quality):
     """``quality_v1`` with the defaults the hand-labeled audit of its drops on Alpaca + Dolly
     supports (``bench/audit/``): ``echo`` judges the instruction only (12 of 50 input-echo drops
     were right: copying the input is often the answer), ``repetition`` is off (0 of 3 drops
-    right: tables, songs and schedules repeat by design). Both stay available as params."""
+    right: tables, songs and schedules repeat by design), ``refusal`` judges only outputs of at
+    most 30 words and not questions to the model itself (5 of 14 drops were right: the bare
+    "cannot be done by a GPT model" replies, 10-25 words; the wrong ones were disclaimers followed
+    by an answer, 32-146 words, or answers to "how are you?"). All stay available as params."""
 
     name: ClassVar[str] = "quality_v2"
     Params: ClassVar[type[StageParams]] = params_model(
         RULES,
-        {"echo": {"judge_input": False}, "repetition": {"enabled": False}},
+        {
+            "echo": {"judge_input": False},
+            "repetition": {"enabled": False},
+            "refusal": {"max_words": 30, "skip_questions_to_model": True},
+        },
         qualname="QualityV2.Params",
     )

@@ -42,6 +42,10 @@ def load_phrases(path: str | None = None) -> tuple[str, ...]:
     return tuple(line for line in lines if line and not line.startswith("#"))
 
 
+# An instruction that speaks to the model itself.
+_TO_MODEL = r"(?i)\b(?:you|your|yours|yourself)\b"
+
+
 class Refusal(Rule):
     """The assistant refuses or talks about being an AI model instead of answering.
 
@@ -62,6 +66,17 @@ class Refusal(Rule):
             default_factory=list,
             description="More phrases, added to the packaged list or phrases_file; matched case-insensitively as whole words.",
         )
+        max_words: int | None = Field(
+            None,
+            ge=1,
+            description="Only outputs of at most this many words are refusals (a disclaimer followed "
+            "by an answer is an answer); none: any length (30 in quality_v2).",
+        )
+        skip_questions_to_model: bool = Field(
+            False,
+            description="Do not judge rows whose instruction speaks to the model (you, your): "
+            "'What is your favorite team?' is rightly answered with identity talk (on in quality_v2).",
+        )
 
     params: Params
 
@@ -75,6 +90,11 @@ class Refusal(Rule):
             pc.count_substring_regex(view.assistant, such),
         )
         fail = pc.greater(count, 0)
+        if self.params.max_words is not None:
+            fail = pc.and_(fail, pc.less_equal(view.output_words, self.params.max_words))
+        if self.params.skip_questions_to_model:
+            to_model = pc.match_substring_regex(view.instruction, _TO_MODEL)
+            fail = pc.and_(fail, pc.invert(pc.fill_null(to_model, False)))
         found = pc.fill_null(first_match(view.assistant, pattern), "")
         detail = pc.binary_join_element_wise("refusal/identity phrase: ", found, "")
         return RuleResult(fail, {"quality_refusal_matches": count}, detail_where(fail, detail))
