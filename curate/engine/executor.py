@@ -100,11 +100,13 @@ class Executor:
         run_dir = RunDir(final)
         partial = run_dir.partial
 
-        # One writer per run directory; the output never holds (or lies inside) an input.
+        # The output never holds (or lies inside) an input, and is never a folder curate did not
+        # write (checked again under the lock: one writer per run directory).
         run_dir.check_not_over_inputs(
             [Path(entry[1]) for entry in input_fingerprints(recipe, base_dir)],
             source_directories(recipe, base_dir),
         )
+        run_dir.check_replaceable()
         with run_dir.lock():
             if final.exists() and not force and run_dir.is_curate_run():
                 manifest = run_dir.load_manifest()
