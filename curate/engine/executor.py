@@ -96,14 +96,15 @@ class Executor:
         strict = recipe.strict if strict is None else strict
         final = Path(out) if out is not None else recipe.output_dir()
         base_dir = recipe_path.parent if recipe_path is not None else None
-        key = run_key(recipe, strict, base_dir)
+        inputs = input_fingerprints(recipe, base_dir)
+        key = run_key(recipe, strict, inputs)
         run_dir = RunDir(final)
         partial = run_dir.partial
 
         # The output never holds (or lies inside) an input, and is never a folder curate did not
         # write (checked again under the lock: one writer per run directory).
         run_dir.check_not_over_inputs(
-            [Path(entry[1]) for entry in input_fingerprints(recipe, base_dir)],
+            [Path(entry[1]) for entry in inputs],
             source_directories(recipe, base_dir),
         )
         run_dir.check_replaceable()

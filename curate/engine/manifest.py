@@ -61,11 +61,12 @@ def source_directories(recipe: Recipe, base_dir: Path | None) -> list[Path]:
     return found
 
 
-def run_key(recipe: Recipe, strict: bool, base_dir: Path | None) -> str:
+def run_key(recipe: Recipe, strict: bool, inputs: list[list[Any]]) -> str:
+    """The key a finished or resumed run must match: recipe, strictness, :func:`input_fingerprints`."""
     payload = {
         "recipe": recipe.to_dict(),
         "strict": strict,
-        "inputs": input_fingerprints(recipe, base_dir),
+        "inputs": inputs,
         "curate": package_versions()["curate"],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -91,29 +91,33 @@ def judge(
     needed = np.full(n, np.inf)
     best_kept: list[str | None] = [None] * n
     keep_set = set(keep)
-    for i in range(n):
-        if method[i] == "script":  # a script used by one language only: certain
-            outside[i] = np.inf if langs[i] not in keep_set else -np.inf
-            needed[i] = 0.0
+    # A script used by one language only is certain.
+    by_script = np.array([m == "script" for m in method], dtype=bool)
+    outside[by_script] = np.where(
+        [lang not in keep_set for lang in np.array(langs)[by_script]], np.inf, -np.inf
+    )
+    needed[by_script] = 0.0
     if len(pending):
-        rows = [int(i) for i in pending]
-        chunk = pc.take(texts, pa.array(rows, pa.int64())).to_pylist()
+        rows = np.asarray(pending, dtype=np.int64)
+        chunk = pc.take(texts, pa.array(rows)).to_pylist()
         loglik, sizes, codes, top, top_prob = backend_scores(chunk, backend, prior)
-        kept_cols = [j for j, code in enumerate(codes) if code in keep_set]
-        out_cols = [j for j, code in enumerate(codes) if code not in keep_set]
-        for k, row in enumerate(rows):
-            if sizes[k] == 0:
-                continue
+        detected = np.flatnonzero(sizes > 0)
+        for k in detected:
+            row = int(rows[k])
             langs[row], score[row], method[row] = top[k], round(float(top_prob[k]), 4), backend
-            if kept_cols and out_cols:
-                best_in = kept_cols[int(np.argmax(loglik[k, kept_cols]))]
-                best_out = out_cols[int(np.argmax(loglik[k, out_cols]))]
-                outside[row] = float(loglik[k, best_out] - loglik[k, best_in])
-                needed[row] = margin + growth * float(np.sqrt(sizes[k]))
-                best_kept[row] = codes[best_in]
-    for i in range(n):
-        if langs[i] == UND:
-            outside[i], needed[i] = -np.inf, np.inf
+        in_keep = np.array([code in keep_set for code in codes], dtype=bool)
+        if in_keep.any() and (~in_keep).any() and len(detected):
+            ll = loglik[detected]
+            kept_ll = np.where(in_keep, ll, -np.inf)
+            best_in = kept_ll.argmax(axis=1)
+            best_out = np.where(in_keep, -np.inf, ll).max(axis=1)
+            target = rows[detected]
+            outside[target] = best_out - kept_ll[np.arange(len(detected)), best_in]
+            needed[target] = margin + growth * np.sqrt(sizes[detected])
+            for row, column in zip(target, best_in, strict=True):
+                best_kept[int(row)] = codes[int(column)]
+    und = np.array([lang == UND for lang in langs], dtype=bool)
+    outside[und], needed[und] = -np.inf, np.inf
     return Judgement(langs, score, method, outside, needed, best_kept)
 
 
