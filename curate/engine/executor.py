@@ -53,7 +53,7 @@ from curate.ingest.sources import read_source
 from curate.recipe import Recipe
 from curate.records import REJECT_SCHEMA
 from curate.run.funnel import source_accounting
-from curate.run.layout import MANIFEST, RUN_CARD, RunDir, publish, run_card
+from curate.run.layout import MANIFEST, RUN_CARD, RunDir, publish, refuse_foreign_partial, run_card
 from curate.run.manifest import Manifest
 from curate.run.writer import write_dataset
 from curate.stages.base import GlobalStage, Stage
@@ -121,14 +121,11 @@ class Executor:
                 )
             # Only what curate wrote is ever deleted: a previous run, or its own unfinished twin.
             run_dir.check_replaceable()
-            if partial.exists() and not RunDir(partial).is_curate_partial():
-                if partial.is_dir() and not any(partial.iterdir()):
-                    partial.rmdir()
-                else:
-                    raise RunDirError(
-                        f"{partial} exists and is not an unfinished curate run; remove it yourself or "
-                        "choose another --out"
-                    )
+            refuse_foreign_partial(
+                partial,
+                RunDir(partial).is_curate_partial(),
+                "an unfinished curate run; remove it yourself or choose another --out",
+            )
             if force and partial.exists():
                 shutil.rmtree(partial)
             state = partial / "run.json"

@@ -249,8 +249,17 @@ def parse_manifest(raw: Any, where: Path) -> Manifest:
         ) from None
 
 
-def is_complete_run(path: Path) -> bool:
-    return RunDir(path).is_complete()
+def refuse_foreign_partial(
+    partial: Path, ours: bool, what: str, error: type[CurateError] = RunDirError
+) -> None:
+    """A ``.partial`` folder curate did not make is never deleted: an empty one is removed, anything
+    else (a folder with content, a file, a link) is an error saying it is not ``what``."""
+    if ours or (not partial.exists() and not partial.is_symlink()):
+        return
+    if partial.is_dir() and not partial.is_symlink() and not any(partial.iterdir()):
+        partial.rmdir()
+        return
+    raise error(f"{partial} exists and is not {what}")
 
 
 def publish(partial: Path, final: Path) -> None:

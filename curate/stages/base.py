@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from curate.errors import StageError
 from curate.records import RECORD_SCHEMA, REJECT_SCHEMA, conform
+from curate.util.arrow import with_columns
 
 
 class StageParams(BaseModel):
@@ -244,13 +245,7 @@ def apply_decision(table: pa.Table, decision: Decision, stage_name: str) -> Stag
     if isinstance(keep, pa.ChunkedArray):
         keep = keep.combine_chunks()
     keep = pc.fill_null(keep, True)
-    scored = table
-    for name, values in decision.scores.items():
-        scored = (
-            scored.append_column(name, values)
-            if name not in scored.column_names
-            else scored.set_column(scored.column_names.index(name), name, values)
-        )
+    scored = with_columns(table, decision.scores.items())
     kept = scored.filter(keep)
     drop = pc.invert(keep)
     n_drop = int(pc.sum(pc.cast(drop, pa.int64())).as_py() or 0) if len(drop) else 0

@@ -48,7 +48,7 @@ from curate.run.export.writers import (
     write_hf,
     write_shards,
 )
-from curate.run.layout import RunDir, partial_path, publish
+from curate.run.layout import RunDir, partial_path, publish, refuse_foreign_partial
 from curate.run.manifest import Manifest
 
 ExportFormat = Literal["parquet", "jsonl", "hf"]
@@ -117,7 +117,15 @@ def export_run(
             up_to_date=True,
         )
     partial = partial_path(to)
-    _clear_partial(partial)
+    ours = partial.is_dir() and not partial.is_symlink() and (partial / PARTIAL_MARKER).is_file()
+    refuse_foreign_partial(
+        partial,
+        ours,
+        "an unfinished curate export; remove it yourself or export elsewhere",
+        ExportError,
+    )
+    if ours:
+        shutil.rmtree(partial)
     try:
         partial.mkdir(parents=True)
         (partial / PARTIAL_MARKER).write_text("an unfinished curate export\n")
@@ -150,8 +158,6 @@ def export_run(
         )
         (partial / CARD).write_text(card, encoding="utf-8")
         (partial / PARTIAL_MARKER).unlink()
-        if to.is_dir() and not any(to.iterdir()):
-            to.rmdir()
         publish(partial, to)
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
@@ -198,22 +204,6 @@ def read_export_marker(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
-
-
-def _clear_partial(partial: Path) -> None:
-    if not partial.exists() and not partial.is_symlink():
-        return
-    if partial.is_dir() and not partial.is_symlink():
-        if not any(partial.iterdir()):
-            partial.rmdir()
-            return
-        if (partial / PARTIAL_MARKER).is_file():
-            shutil.rmtree(partial)
-            return
-    raise ExportError(
-        f"{partial} exists and is not an unfinished curate export; remove it yourself or "
-        "export elsewhere"
-    )
 
 
 def _check_target(run_dir: Path, to: Path, overwrite: bool) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from curate.errors import StageError
 from curate.lib.langid import UND, identify, known_languages
 from curate.lib.langid.request import judge, request_prose
 from curate.stages.base import Decision, FilterStage, StageParams, StageResult, apply_decision
+from curate.util.arrow import with_columns
 from curate.util.text import ASSISTANT_ROLES, PROMPT_ROLES, record_text
 
 TextField = Literal["instruction", "input", "output", "messages"]
@@ -127,17 +128,14 @@ class Language(FilterStage):
             prior=p.prior,
         )
         self._methods.update(result.method)
-        out = table
-        for name, values in (
-            ("lang", pa.array(result.lang, pa.string())),
-            ("lang_score", pa.array(result.score, pa.float64())),
-            ("lang_backend", pa.array(result.method, pa.string())),
-        ):
-            if name in out.column_names:
-                out = out.set_column(out.column_names.index(name), name, values)
-            else:
-                out = out.append_column(name, values)
-        return out
+        return with_columns(
+            table,
+            (
+                ("lang", pa.array(result.lang, pa.string())),
+                ("lang_score", pa.array(result.score, pa.float64())),
+                ("lang_backend", pa.array(result.method, pa.string())),
+            ),
+        )
 
     def decide(self, table: pa.Table) -> Decision:
         p = self.params
@@ -261,19 +259,16 @@ class LanguageV2(Language):
         self._methods.update(methods)
         evidence = np.where(np.isfinite(judged.outside), judged.outside, np.nan)
         margin = np.where(np.isfinite(judged.margin), judged.margin, np.nan)
-        out = table
-        for name, values in (
-            ("lang", pa.array(langs, pa.string())),
-            ("lang_score", pa.array(scores, pa.float64())),
-            ("lang_backend", pa.array(methods, pa.string())),
-            ("lang_evidence", pa.array(np.round(evidence, 2), pa.float64(), from_pandas=True)),
-            ("lang_margin", pa.array(np.round(margin, 2), pa.float64(), from_pandas=True)),
-        ):
-            if name in out.column_names:
-                out = out.set_column(out.column_names.index(name), name, values)
-            else:
-                out = out.append_column(name, values)
-        return out
+        return with_columns(
+            table,
+            (
+                ("lang", pa.array(langs, pa.string())),
+                ("lang_score", pa.array(scores, pa.float64())),
+                ("lang_backend", pa.array(methods, pa.string())),
+                ("lang_evidence", pa.array(np.round(evidence, 2), pa.float64(), from_pandas=True)),
+                ("lang_margin", pa.array(np.round(margin, 2), pa.float64(), from_pandas=True)),
+            ),
+        )
 
     def _request_text(self, table: pa.Table) -> pa.Array:
         p = self.params
