@@ -10,6 +10,7 @@ so a fix shows as wrong drops that went away, and a regression as correct drops 
 
     python bench/audit.py                     # runs bench/recipes/alpaca_dolly.yaml up to decontaminate
     python bench/audit.py --run runs/alpaca_dolly   # or reads a finished run directory
+    python bench/audit.py --out /tmp/audit          # keeps the run, to query its rejects
 """
 
 from __future__ import annotations
@@ -89,12 +90,16 @@ def report(run_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="a finished run directory to read instead")
+    parser.add_argument("--out", type=Path, help="keep the run in this directory (to query it)")
     args = parser.parse_args()
     if args.run:
         report(args.run)
         return
     recipe = load_recipe(RECIPE)
     recipe.stages = [s for s in recipe.stages if s.key not in NOT_AUDITED]
+    if args.out:
+        report(run_recipe(recipe, out=args.out, recipe_path=RECIPE).out_dir)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         result = run_recipe(recipe, out=Path(tmp) / "audit", recipe_path=RECIPE)
         report(result.out_dir)

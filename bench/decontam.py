@@ -1,7 +1,8 @@
 """Planted-contamination recall and false positives of the ``decontaminate`` stage on real data.
 
 Benchmark questions (GSM8K test, MMLU sample, MT-bench, Vicuna) are copied into Alpaca with light
-edits; recall is measured per edit, false positives on the clean Alpaca and Dolly records, and
+edits; recall is measured per edit (``decontaminate_v1`` and ``_v2`` side by side), false positives
+on the clean Alpaca and Dolly records, and
 throughput against a baseline (a Python set of word 13-gram tuples, the textbook implementation)
 measured in the same run.
 
@@ -19,8 +20,10 @@ import pyarrow as pa
 
 from curate.ingest import read_file
 from curate.records import conform
-from curate.stages import Decontaminate, Normalize
+from curate.stages import Decontaminate, DecontaminateV2, Normalize
 from curate.util.text import matching_text
+
+DecontaminateV1 = Decontaminate
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 EVAL = DATA / "eval"
@@ -72,46 +75,54 @@ def main() -> None:
                 }
             )
     planted_table = conform(pa.Table.from_pylist(planted))
-    stage = Decontaminate(benchmarks=BENCHMARKS)
-    t0 = time.perf_counter()
-    stage.index()
-    index_seconds = time.perf_counter() - t0
-    rejected = stage.run(planted_table).rejected
-    caught = {}
-    for source in rejected.column("source").to_pylist():
-        caught[source] = caught.get(source, 0) + 1
-    total = {}
+    total: dict[str, int] = {}
     for row in planted:
         total[row["source"]] = total.get(row["source"], 0) + 1
-    print(
-        f"index: {len(stage.index().items)} items, {stage.index().num_ngrams} n-grams, built in {index_seconds:.2f} s"
-    )
-    print(f"{'planted edit':<18} {'caught':>7} {'recall':>7}")
-    for kind in total:
+    stages = {
+        "v1": DecontaminateV1(benchmarks=BENCHMARKS),
+        "v2": DecontaminateV2(benchmarks=BENCHMARKS),
+    }
+    caught: dict[str, dict[str, int]] = {}
+    for version, stage in stages.items():
+        t0 = time.perf_counter()
+        stage.index()
         print(
-            f"{kind:<18} {caught.get(kind, 0):>4}/{total[kind]:<3} {100 * caught.get(kind, 0) / total[kind]:>6.1f}%"
+            f"{version} index: {len(stage.index().items)} items, {stage.index().num_ngrams} n-grams, "
+            f"built in {time.perf_counter() - t0:.2f} s"
         )
-    print(
-        f"{'all':<18} {rejected.num_rows:>4}/{len(planted):<3} {100 * rejected.num_rows / len(planted):>6.1f}%"
-    )
+        counts = caught.setdefault(version, {})
+        for source in stage.run(planted_table).rejected.column("source").to_pylist():
+            counts[source] = counts.get(source, 0) + 1
     print()
     print(
-        f"{'clean set':<12} {'rows':>7} {'false pos':>9} {'curate rows/s':>14} {'baseline rows/s':>16} {'speedup':>8}"
+        f"{'planted edit':<18} {'v1 caught':>10} {'v1 recall':>9} {'v2 caught':>10} {'v2 recall':>9}"
+    )
+    for kind in [*total, "all"]:
+        n = total[kind] if kind != "all" else len(planted)
+        row = f"{kind:<18}"
+        for version in stages:
+            got = caught[version].get(kind, 0) if kind != "all" else sum(caught[version].values())
+            row += f" {got:>6}/{n:<3} {100 * got / n:>8.1f}%"
+        print(row)
+    print()
+    print(
+        f"{'clean set':<12} {'stage':>5} {'rows':>7} {'false pos':>9} {'curate rows/s':>14} {'baseline rows/s':>16} {'speedup':>8}"
     )
     for name, rel in (
         ("alpaca", "alpaca/alpaca_data.json.gz"),
         ("dolly", "dolly/databricks-dolly-15k.jsonl.gz"),
     ):
         table = Normalize().run(read_file(DATA / rel, source=name).records).kept
-        t0 = time.perf_counter()
-        result = stage.run(table)
-        seconds = time.perf_counter() - t0
-        base_seconds = baseline(stage, table)
-        print(
-            f"{name:<12} {table.num_rows:>7} {result.rejected.num_rows:>9} {table.num_rows / seconds:>14,.0f} {table.num_rows / base_seconds:>16,.0f} {base_seconds / seconds:>7.1f}x"
-        )
-        for detail in result.rejected.column("detail").to_pylist():
-            print(f"    {detail[:150]}")
+        base_seconds = baseline(stages["v1"], table)
+        for version, stage in stages.items():
+            t0 = time.perf_counter()
+            result = stage.run(table)
+            seconds = time.perf_counter() - t0
+            print(
+                f"{name:<12} {version:>5} {table.num_rows:>7} {result.rejected.num_rows:>9} {table.num_rows / seconds:>14,.0f} {table.num_rows / base_seconds:>16,.0f} {base_seconds / seconds:>7.1f}x"
+            )
+            for detail in result.rejected.column("detail").to_pylist():
+                print(f"    {detail[:150]}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -59,11 +59,18 @@ def type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def default_text(info: FieldInfo) -> str:
+def _default_value(info: FieldInfo) -> Any:
     if info.is_required():
-        return "required"
+        return PydanticUndefined
     factory = info.default_factory
-    value = factory() if factory is not None else info.default  # type: ignore[call-arg]
+    return factory() if factory is not None else info.default  # type: ignore[call-arg]
+
+
+def default_text(info: FieldInfo, value: Any = PydanticUndefined) -> str:
+    """The default shown for a field: ``value`` when the enclosing model's default sets it (a
+    stage version that changes a rule's default), else the field's own."""
+    if value is PydanticUndefined:
+        value = _default_value(info)
     if value is PydanticUndefined:
         return "required"
     if isinstance(value, BaseModel):
@@ -83,21 +90,26 @@ def _cell(text: str | None) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
-def walk_fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
-    """(dotted key, field) for every field, nested models (quality's rules) after their field."""
+def walk_fields(
+    model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None
+) -> Iterator[tuple[str, FieldInfo, Any]]:
+    """(dotted key, field, default) for every field, nested models (quality's rules) after their
+    field with the defaults the enclosing default sets (quality_v2's rule settings)."""
     for name, info in model.model_fields.items():
         key = f"{prefix}{name}"
-        yield key, info
+        value = getattr(defaults, name) if defaults is not None else _default_value(info)
+        yield key, info, value
         nested = info.annotation
         if isinstance(nested, type) and issubclass(nested, BaseModel):
-            yield from walk_fields(nested, prefix=f"{key}.")
+            inner = value if isinstance(value, BaseModel) else None
+            yield from walk_fields(nested, prefix=f"{key}.", defaults=inner)
 
 
 def field_rows(model: type[BaseModel]) -> list[str]:
     return [
-        f"| `{key}` | {type_name(info.annotation)} | {default_text(info)} | "
+        f"| `{key}` | {type_name(info.annotation)} | {default_text(info, value)} | "
         f"{_cell(info.description)} |"
-        for key, info in walk_fields(model)
+        for key, info, value in walk_fields(model)
     ]
 
 
@@ -152,7 +164,7 @@ def undocumented_fields() -> list[str]:
     return [
         key
         for prefix, model in models
-        for key, info in walk_fields(model, prefix)
+        for key, info, _ in walk_fields(model, prefix)
         if not info.description
     ]
 

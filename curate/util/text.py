@@ -13,15 +13,35 @@ ASSISTANT_ROLES: tuple[str, ...] = ("assistant",)
 
 # Punctuation and symbols folded to spaces for matching keys (exact and near dedup, decontamination).
 _FOLD = r"[\p{P}\p{S}\s]+"
+# ...but not the symbols that carry meaning, spelled out first so that "What is C++?", "What is C#?"
+# and "What is C?" stay three questions, and so do "2+2" and "2*2": a language name's suffix, and an
+# operator between two numbers.
+_MEANINGFUL_SYMBOLS = [
+    (r"(\pL)\+\+", r"\1pp "),
+    (r"(\pL)#", r"\1sharp "),
+    (r"(\d)\s*\+\s*(\d)", r"\1 plus \2"),
+    (r"(\d)\s*[-−]\s*(\d)", r"\1 minus \2"),
+    (r"(\d)\s*[*×]\s*(\d)", r"\1 times \2"),
+    (r"(\d)\s*[/÷]\s*(\d)", r"\1 over \2"),
+]
+HAS_MEANINGFUL_SYMBOL = r"\pL(?:\+\+|#)|\d\s*[-−+*×/÷]\s*\d"
 
 
 def matching_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """NFKC, lower-cased, punctuation and whitespace folded: the text two records are compared on."""
+    """NFKC, lower-cased, punctuation and whitespace folded (meaningful symbols spelled out first):
+    the text two records are compared on."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = pc.fill_null(values, "")
     values = pc.utf8_normalize(values, "NFKC")
     values = pc.utf8_lower(values)
+    # Few rows hold such a symbol: spell them out on those rows only.
+    has_symbol = pc.match_substring_regex(values, HAS_MEANINGFUL_SYMBOL)
+    if pc.any(has_symbol).as_py():
+        spelled = values.filter(has_symbol)
+        for pattern, replacement in _MEANINGFUL_SYMBOLS:
+            spelled = pc.replace_substring_regex(spelled, pattern, replacement)
+        values = pc.replace_with_mask(values, has_symbol, spelled)
     values = pc.replace_substring_regex(values, _FOLD, " ")
     return pc.utf8_trim_whitespace(values)
 

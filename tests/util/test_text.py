@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from curate.records import MESSAGE_TYPE
-from curate.util.text import ASSISTANT_ROLES, PROMPT_ROLES, record_text
+from curate.util.text import ASSISTANT_ROLES, PROMPT_ROLES, matching_text, record_text
 
 CHAT = [
     {"role": "system", "content": "Be brief."},
@@ -152,3 +152,13 @@ def test_chunked_and_sliced_columns(chunks: int) -> None:
             turn_separator="\n",
         )
         assert text.to_pylist() == expected
+
+
+def test_matching_text_keeps_symbols_that_carry_meaning() -> None:
+    # Exact dedup on Alpaca + Dolly collapsed "What is C?" / "What is C#?" onto "What is C++?".
+    texts = ["What is C++?", "What is C#?", "What is C?", "Compute 2+2.", "Compute 2 * 2", "2 - 2"]
+    folded = matching_text(pa.array(texts)).to_pylist()
+    assert len(set(folded)) == len(texts)
+    # Case, spacing and ordinary punctuation still fold.
+    same = matching_text(pa.array(["what is c++", "WHAT IS  C++ ?", "Compute 2 + 2!"])).to_pylist()
+    assert same[0] == same[1] and same[2] == folded[3]

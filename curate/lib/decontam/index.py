@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.lib.decontam.ngrams import hash_windows, split_words, window_starts
+from curate.lib.decontam.ngrams import Words, hash_windows, split_words, window_starts
 from curate.util.text import matching_text
 
 
@@ -37,6 +37,15 @@ class Match:
     ngram_hits: np.ndarray  # int64, matching windows
     exact: np.ndarray  # bool
     text: list[str | None] = field(default_factory=list)
+    # Share of the matched item's words inside matched windows (1.0 for exact and edited copies).
+    coverage: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # The row holds the whole item with one word replaced, dropped or added.
+    edited: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+# An edited copy is found from an intact half of the question, looked up with one of these window
+# sizes (few sizes: each is one pass over the training words): the largest at most half the item.
+HALF_SIZES = (5, 8, 12)
 
 
 def question_texts(records: pa.Table, min_template_repeats: int = 3) -> pa.Array:
@@ -60,10 +69,18 @@ def question_texts(records: pa.Table, min_template_repeats: int = 3) -> pa.Array
 class BenchmarkIndex:
     """Word n-grams and normalized questions of every benchmark item."""
 
-    def __init__(self, ngram: int, min_short_words: int, min_exact_words: int) -> None:
+    def __init__(
+        self, ngram: int, min_short_words: int, min_exact_words: int, edited: bool = False
+    ) -> None:
         self.ngram = ngram
         self.min_short_words = min_short_words
         self.min_exact_words = min_exact_words
+        # Also find items copied with one word edited, where the edit can break every n-gram.
+        self.edited = edited
+        # h -> (hashes, item, side): the first (side 0) and last (side 1) h words of an item.
+        self._halves: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._offsets = np.zeros(1, dtype=np.int64)
+        self._lengths = np.zeros(0, dtype=np.int64)
         self.items: list[BenchmarkItem] = []
         self.files: list[dict[str, object]] = []
         self._questions: list[str] = []
@@ -108,11 +125,44 @@ class BenchmarkIndex:
             hashes = hash_windows(self._ids, starts, n)
             order = np.argsort(hashes, kind="stable")
             self._tables[n] = (hashes[order], items_n[rows][order], starts[order])
+        self._offsets, self._lengths = words.offsets, lengths
+        if self.edited:
+            self._build_halves(words.offsets, lengths)
         exact_ok = lengths >= self.min_exact_words
         self._exact = pa.array(
             [q for q, ok in zip(self._questions, exact_ok, strict=True) if ok], pa.string()
         )
         self._exact_item = np.flatnonzero(exact_ok)
+
+    def _build_halves(self, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        """Index both halves of the items one edit can hide from every n-gram.
+
+        One word replaced, dropped or added at position i leaves words [0, i) and (i, L) intact; with
+        h <= (L - 1) // 2 the first or the last h words always survive (h is at least the smallest
+        of HALF_SIZES, so an edit in the middle of a short item can hide it). Items of at most 2n
+        words (longer ones keep an intact n-gram) and at least ``min_short_words``.
+        """
+        sizes = np.array(HALF_SIZES)
+        fits = np.searchsorted(sizes, (lengths - 1) // 2, side="right") - 1
+        half = sizes[np.maximum(fits, 0)]
+        eligible = (lengths >= self.min_short_words) & (lengths <= 2 * self.ngram)
+        half = np.where(eligible, np.minimum(half, lengths), 0)
+        for h in sorted({int(x) for x in half if x > 0}):
+            items_h = np.flatnonzero(half == h)
+            first = offsets[items_h]
+            last = offsets[items_h] + lengths[items_h] - h
+            starts = np.concatenate([first, last])
+            items = np.concatenate([items_h, items_h])
+            sides = np.concatenate(
+                [np.zeros(len(items_h), np.int8), np.ones(len(items_h), np.int8)]
+            )
+            hashes = hash_windows(self._ids, starts, h)
+            order = np.argsort(hashes, kind="stable")
+            self._halves[h] = (hashes[order], items[order], sides[order])
+
+    def _item_words(self, item: int) -> np.ndarray:
+        start = int(self._offsets[item])
+        return self._ids[start : start + int(self._lengths[item])]
 
     @property
     def num_ngrams(self) -> int:
@@ -124,9 +174,11 @@ class BenchmarkIndex:
         item = np.full(n_rows, -1, dtype=np.int64)
         hits = np.zeros(n_rows, dtype=np.int64)
         exact = np.zeros(n_rows, dtype=bool)
+        coverage = np.zeros(n_rows)
+        edited = np.zeros(n_rows, dtype=bool)
         shown: list[str | None] = [None] * n_rows
         if not self.items or n_rows == 0:
-            return Match(item, hits, exact, shown)
+            return Match(item, hits, exact, shown, coverage, edited)
         # Exact normalized question (first candidate field that matches wins).
         for candidate in exact_candidates:
             position = pc.index_in(matching_text(candidate), value_set=self._exact).to_numpy(
@@ -142,6 +194,7 @@ class BenchmarkIndex:
             new = found & ~exact
             item[new] = self._exact_item[position[new]]
             exact |= new
+        coverage[exact] = 1.0
         for row in np.flatnonzero(exact):
             shown[row] = self.items[item[row]].question[:120]
         words = split_words(text)
@@ -150,7 +203,7 @@ class BenchmarkIndex:
         oov = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(ids < 0, out=oov[1:])
         for n in self.lengths:
-            table_hashes, table_item, table_start = self._tables[n]
+            table_hashes, _, table_start = self._tables[n]
             rows, starts = window_starts(words.offsets, n)
             ok = (oov[starts + n] - oov[starts]) == 0
             rows, starts = rows[ok], starts[ok]
@@ -169,12 +222,125 @@ class BenchmarkIndex:
                 same &= ids[starts + k] == self._ids[table_start[pos] + k]
             rows, starts, pos = rows[same], starts[same], pos[same]
             np.add.at(hits, rows, 1)
-            words_list = words.words
-            for r, s, p in zip(rows, starts, pos, strict=True):
-                if item[r] < 0:
-                    item[r] = table_item[p]
-                    shown[r] = " ".join(words_list[int(s) : int(s) + n].to_pylist())
-        return Match(item, hits, exact, shown)
+            self._best_coverage(rows, starts, pos, n, words, item, coverage, exact, shown)
+        if self._halves:
+            self._match_edited(words, ids, oov, item, exact, edited, coverage, shown)
+        return Match(item, hits, exact, shown, coverage, edited)
+
+    def _best_coverage(
+        self,
+        rows: np.ndarray,
+        starts: np.ndarray,
+        pos: np.ndarray,
+        n: int,
+        words: Words,
+        item: np.ndarray,
+        coverage: np.ndarray,
+        exact: np.ndarray,
+        shown: list[str | None],
+    ) -> None:
+        """Per row, the item it covers most: the share of the item's words inside matched windows."""
+        if len(rows) == 0:
+            return
+        table_item, table_start = self._tables[n][1], self._tables[n][2]
+        items = table_item[pos]
+        at = table_start[pos] - self._offsets[items]  # window start inside the item
+        triples = np.unique(np.stack([rows, items, at]), axis=1)  # sorted by row, item, start
+        same_group = (triples[0, 1:] == triples[0, :-1]) & (triples[1, 1:] == triples[1, :-1])
+        # A window adds the words up to the next window's start (at most n), the group's last one n.
+        added = np.full(triples.shape[1], n, dtype=np.int64)
+        added[:-1] = np.where(same_group, np.minimum(np.diff(triples[2]), n), n)
+        group_start = np.concatenate([[True], ~same_group])
+        group_id = np.cumsum(group_start) - 1
+        covered = np.bincount(group_id, weights=added)
+        pair_keys = triples[:2, group_start]
+        share = covered / np.maximum(self._lengths[pair_keys[1]], 1)
+        first_start: dict[tuple[int, int], int] = {}
+        for r, i, s in zip(rows.tolist(), items.tolist(), starts.tolist(), strict=True):
+            first_start.setdefault((r, i), s)
+        for (r, i), value in zip(pair_keys.T, share, strict=True):
+            if exact[r] or value <= coverage[r]:
+                continue
+            coverage[r], item[r] = value, i
+            s = first_start[(int(r), int(i))]
+            shown[r] = " ".join(words.words[s : s + n].to_pylist())
+
+    def _match_edited(
+        self,
+        words: Words,
+        ids: np.ndarray,
+        oov: np.ndarray,
+        item: np.ndarray,
+        exact: np.ndarray,
+        edited: np.ndarray,
+        coverage: np.ndarray,
+        shown: list[str | None],
+    ) -> None:
+        """Rows holding a whole item with one word replaced, dropped or added (see _build_halves)."""
+        for h, (table_hashes, table_item, table_side) in self._halves.items():
+            rows, starts = window_starts(words.offsets, h)
+            ok = (oov[starts + h] - oov[starts]) == 0
+            rows, starts = rows[ok], starts[ok]
+            if len(starts) == 0:
+                continue
+            hashes = hash_windows(ids, starts, h)
+            lo = np.minimum(np.searchsorted(table_hashes, hashes), len(table_hashes) - 1)
+            found = table_hashes[lo] == hashes
+            rows, starts, lo, hashes = rows[found], starts[found], lo[found], hashes[found]
+            hi = np.searchsorted(table_hashes, hashes, side="right")
+            found = np.ones(len(rows), dtype=bool)
+            # Candidates are few (a whole half of a question); each is checked word by word.
+            for r, s, a, b in zip(rows[found], starts[found], lo[found], hi[found], strict=True):
+                r = int(r)
+                if exact[r] or coverage[r] >= 1.0:
+                    continue
+                row_end = int(words.offsets[r + 1])
+                row_start = int(words.offsets[r])
+                for k in range(int(a), int(b)):
+                    it = int(table_item[k])
+                    question = self._item_words(it)
+                    span = _one_edit_span(
+                        question, ids, int(s), h, int(table_side[k]), row_start, row_end
+                    )
+                    if span is None:
+                        continue
+                    edited[r], item[r], coverage[r] = True, it, 1.0
+                    shown[r] = " ".join(words.words[span[0] : span[1]].to_pylist())[:120]
+                    break
+
+
+def _one_edit_span(
+    question: np.ndarray,
+    ids: np.ndarray,
+    start: int,
+    h: int,
+    side: int,
+    row_start: int,
+    row_end: int,
+) -> tuple[int, int] | None:
+    """Where the row holds ``question`` with exactly one word replaced, dropped or added, given
+    that its first (side 0) or last (side 1) ``h`` words match at ``start``; None if it does not."""
+    length = len(question)
+    for size in (length, length - 1, length + 1):
+        lo = start if side == 0 else start + h - size
+        hi = lo + size
+        if lo < row_start or hi > row_end:
+            continue
+        if _one_edit(question, ids[lo:hi]):
+            return lo, hi
+    return None
+
+
+def _one_edit(question: np.ndarray, found: np.ndarray) -> bool:
+    """``found`` is ``question`` with exactly one word replaced, dropped or added."""
+    if len(found) == len(question):
+        return int(np.count_nonzero(found != question)) == 1
+    short, long = (found, question) if len(found) < len(question) else (question, found)
+    if len(long) - len(short) != 1:
+        return False
+    differ = np.flatnonzero(long[: len(short)] != short)
+    i = int(differ[0]) if len(differ) else len(short)
+    return bool(np.array_equal(long[i + 1 :], short[i:]))
 
 
 def load_index(
@@ -184,11 +350,12 @@ def load_index(
     min_short_words: int,
     min_exact_words: int,
     fmt: str = "auto",
+    edited: bool = False,
 ) -> BenchmarkIndex:
     """Read every eval file with curate's readers and index its items."""
     from curate.ingest import read_file
 
-    index = BenchmarkIndex(ngram, min_short_words, min_exact_words)
+    index = BenchmarkIndex(ngram, min_short_words, min_exact_words, edited)
     for path, display in zip(paths, displays, strict=True):
         result = read_file(path, source="benchmark", display=display, format=fmt)
         index.add(result.records, display)

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import StageError
-from curate.util.text import PROMPT_ROLES, matching_text, record_text
+from curate.util.text import HAS_MEANINGFUL_SYMBOL, PROMPT_ROLES, matching_text, record_text
 
 Scheme = Literal["affine32", "legacy"]
 ShingleKind = Literal["word", "char"]
@@ -415,9 +415,13 @@ class MinHasher:
             return _char_shingle_hashes(buf, offsets, self.ngram)
         buf, offsets = _string_parts(texts)
         slow = _slow_docs(buf, offsets)
+        # "C++", "2+2": matching_text spells these symbols out; the byte-level path cannot.
+        slow |= np.asarray(
+            pc.fill_null(pc.match_substring_regex(texts, HAS_MEANINGFUL_SYMBOL), False)
+        )
         if not slow.any():
             return _word_shingle_hashes(buf, offsets, True, self.ngram)
-        # Non-ASCII documents go through Arrow's Unicode normalization; results are merged back.
+        # Non-ASCII documents (and those) go through Arrow's Unicode normalization; results are merged back.
         counts = np.zeros(n_docs, np.int64)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for mask, fast in ((~slow, True), (slow, False)):

@@ -116,8 +116,15 @@ class Decontaminate(FilterStage):
                 p.min_short_words,
                 p.min_exact_words,
                 p.format,
+                edited=self.find_edited(),
             )
         return self._index
+
+    def find_edited(self) -> bool:
+        return False
+
+    def min_coverage(self) -> float:
+        return 0.0
 
     def decide(self, table: pa.Table) -> Decision:
         n = table.num_rows
@@ -145,19 +152,25 @@ class Decontaminate(FilterStage):
             record_text(table, ["messages"], separator="\n\n", roles=PROMPT_ROLES),
         ]
         match = index.match(text, candidates)
-        hit = match.exact | (match.ngram_hits >= self.params.min_ngram_hits)
+        ngram = (match.ngram_hits >= self.params.min_ngram_hits) & (
+            match.coverage >= self.min_coverage()
+        )
+        hit = match.exact | ngram | match.edited
         reasons: list[str | None] = [None] * n
         details: list[str | None] = [None] * n
         duplicate_of: list[str | None] = [None] * n
         for row in np.flatnonzero(hit):
             item = index.items[int(match.item[row])]
-            how = "benchmark_exact" if match.exact[row] else "benchmark_ngram"
+            if match.exact[row]:
+                how, what = "benchmark_exact", "same question"
+            elif ngram[row]:
+                how = "benchmark_ngram"
+                what = f"{match.ngram_hits[row]} shared {self.params.ngram}-gram window(s)"
+                if self.min_coverage():
+                    what += f", {match.coverage[row]:.0%} of the item"
+            else:
+                how, what = "benchmark_edited", "the question with one word edited"
             reasons[row] = how
-            what = (
-                "same question"
-                if match.exact[row]
-                else f"{match.ngram_hits[row]} shared {self.params.ngram}-gram window(s)"
-            )
             details[row] = f"{item.benchmark} row {item.row}: {what}: {match.text[row]!r}"
             duplicate_of[row] = item.id
         return Decision(
@@ -183,3 +196,42 @@ class Decontaminate(FilterStage):
             "ngrams": index.num_ngrams,
             "window_lengths": index.lengths,
         }
+
+
+class DecontaminateV2(Decontaminate):
+    """``decontaminate_v1`` that also finds questions copied with one word edited, and that needs a
+    row to hold most of a benchmark item, not one famous sentence of it.
+
+    - ``edited: true``: a whole benchmark question with one word replaced, dropped or added is
+      rejected as ``benchmark_edited``. Only items of at most ``2 * ngram`` words need it (a longer
+      one keeps an intact window): their first or last half is looked up, the rest checked word by
+      word. Planted one-word edits of GSM8K/MMLU/MT-bench/Vicuna questions: 66 % caught by v1,
+      see ``bench/decontam.py`` for v2.
+    - ``min_coverage: 0.5``: an n-gram match must cover at least half of the item's words. The two
+      ``benchmark_ngram`` drops v1 made on Alpaca + Dolly were both wrong (``bench/audit/``): the
+      rows quote "It was the best of times, it was the worst of times" from a 255-word MMLU item
+      about Dickens and Wordsworth, 23 % of it. A training row that holds an item holds most of it.
+    """
+
+    name: ClassVar[str] = "decontaminate_v2"
+
+    class Params(Decontaminate.Params):
+        edited: bool = Field(
+            True,
+            description="Also reject whole questions with one word replaced, dropped or added.",
+        )
+        min_coverage: float = Field(
+            0.5,
+            ge=0,
+            le=1,
+            description="Share of a benchmark item's words an n-gram match must cover (0: any "
+            "shared window, v1).",
+        )
+
+    params: Params
+
+    def find_edited(self) -> bool:
+        return self.params.edited
+
+    def min_coverage(self) -> float:
+        return self.params.min_coverage

@@ -35,6 +35,7 @@ _NULL = pa.scalar(None, pa.string())
 _ALL_FIELDS: tuple[TextField, ...] = ("instruction", "input", "output", "messages")
 _REQUEST_FIELDS: tuple[TextField, ...] = ("instruction", "messages")
 _FALLBACK_FIELDS: tuple[TextField, ...] = ("input", "output")
+_TRANSLATION_REQUEST = r"(?i)\btranslat"
 
 
 class Language(FilterStage):
@@ -192,7 +193,8 @@ class LanguageV2(Language):
 
     Decides on the request (``fields``: the instruction and the user/system turns) with quoted
     material, code, URLs, numbers, formulas, lists and names set aside; ``fallback_fields`` (input,
-    then output) are added only while the request has fewer than ``request_min_letters`` letters.
+    then output) are added only while the request has fewer than ``request_min_letters`` letters
+    (never the answer to a translation request: it is in the target language).
     A row is dropped (``lang_not_kept``) only when a single-language script says so, or when the
     log-likelihood ratio of the best language outside ``keep`` over the best kept one reaches
     ``margin + margin_growth * sqrt(n-grams)``. Otherwise it is kept; when its most likely
@@ -272,12 +274,16 @@ class LanguageV2(Language):
 
     def _request_text(self, table: pa.Table) -> pa.Array:
         p = self.params
-        text = request_prose(
-            record_text(table, p.fields, separator="\n", roles=PROMPT_ROLES, prefer_messages=False),
-            p.max_chars,
+        request = record_text(
+            table, p.fields, separator="\n", roles=PROMPT_ROLES, prefer_messages=False
         )
+        text = request_prose(request, p.max_chars)
+        # The answer to "Translate ..." is in the target language, not the user's.
+        translation = pc.match_substring_regex(request, _TRANSLATION_REQUEST)
         for name in p.fallback_fields:
             short = pc.less(pc.count_substring_regex(text, r"\pL"), p.request_min_letters)
+            if name in ("output", "messages"):
+                short = pc.and_not(short, translation)
             if not pc.any(short).as_py():
                 break
             extra = request_prose(

@@ -72,7 +72,7 @@ CLEAN = [
 
 
 def test_registered_and_default_is_a_noop() -> None:
-    assert get_stage("decontaminate") is Decontaminate
+    assert get_stage("decontaminate_v1") is Decontaminate
     table = make_table(CLEAN)
     kept, rejected = Decontaminate().run(table)
     assert kept.num_rows == len(CLEAN) and rejected.num_rows == 0

@@ -23,6 +23,8 @@ ENGLISH = [
     ("Classify these Indian cities into states: Mumbai, Pune, Chennai, Kolkata", "Maharashtra"),
     ("Who was Yoshikazu Shirakawa?", "Yoshikazu Shirakawa was a Japanese politician."),
     ("Generate a motivational quote", "Believe you can and you're halfway there."),
+    # A translation request: its answer is in the target language, not the user's.
+    ('Translate "he is standing still"', "Él está quieto."),
 ]
 FOREIGN = [
     ("Qui était Clovis?", "Clovis était le premier roi des Francs.", "fr"),

@@ -52,9 +52,11 @@ GOOD = [
 ]
 
 
-def reasons(rows: list[dict[str, str]], **params: object) -> list[str | None]:
+def reasons(
+    rows: list[dict[str, str]], stage: Quality | None = None, **params: object
+) -> list[str | None]:
     table = make_table(rows)
-    result = Quality(**params).run(table)
+    result = (stage or Quality(**params)).run(table)
     by_id = dict(
         zip(
             result.rejected.column("id").to_pylist(),
@@ -389,3 +391,76 @@ def test_v2_refusal_is_a_short_decline_not_a_disclaimer_or_identity_talk() -> No
         "Construct a timeline of humankind",
         "refusal",
     )
+
+
+def test_v2_missing_context_rules_keep_answerable_rows() -> None:
+    # Real Alpaca drops the audit labeled wrong (bench/audit/), and correct ones v2 must still make.
+    answerable = [
+        {
+            "instruction": "This is a website URL. Identify the domain name.",
+            "input": "http://www.example.com/",
+            "output": "example.com",
+        },
+        {
+            "instruction": "Write a summarization of a given Wikipedia article.",
+            "input": "https://en.wikipedia.org/wiki/Mount_Everest",
+            "output": "Mount Everest is the highest mountain on Earth.",
+        },
+        {
+            "instruction": "Describe what is the setting of this painting",
+            "input": "The Starry Night",
+            "output": "A village at night under a swirling sky.",
+        },
+        {
+            "instruction": "What could this sign represent?",
+            "input": "![Image of a white octagon with a blue border](./media/example2.png)",
+            "output": "A stop sign.",
+        },
+        {
+            "instruction": "Create a task that a GPT model can complete with a given input and output.",
+            "output": "Instruction: Summarize the text.\nInput: A long article.\nOutput: A summary.",
+        },
+    ]
+    missing = [
+        {
+            "instruction": "Summarize the key ideas outlined in the given article.",
+            "input": "https://www.nytimes.com/2020/07/11/arts/wellness-at-home.html",
+            "output": "The article discusses wellness at home.",
+        },
+        {
+            "instruction": "Find the opening and closing paragraphs of the following article:",
+            "input": "https://en.wikipedia.org/wiki/AI_winter",
+            "output": "AI winter is a period of reduced funding.",
+        },
+        {
+            "instruction": "Describe the painting below.",
+            "input": "[Image provided]",
+            "output": "A calm landscape.",
+        },
+        {
+            "instruction": "Analyze the following photo and explain what it is depicting.",
+            "input": "[Insert an image]",
+            "output": "A dog in a park.",
+        },
+        {
+            "instruction": "Given the following figure, formulate a hypothesis.",
+            "input": "<noinput>  ![alt text](https://example.org/fig1.png)",
+            "output": "x grows with y.",
+        },
+        {
+            "instruction": "Write a poem.",
+            "output": "Roses are red.\n2. Instruction: Write a haiku.",
+        },
+    ]
+    v1 = reasons(answerable + missing, get_stage("quality_v1")())
+    v2 = reasons(answerable + missing, get_stage("quality")())
+    assert all(v1[: len(answerable)]), v1
+    assert v2[: len(answerable)] == [None] * len(answerable)
+    assert v2[len(answerable) :] == [
+        "url_only_input",
+        "url_only_input",
+        "missing_attachment",
+        "missing_attachment",
+        "missing_attachment",
+        "instruction_leak",
+    ]

@@ -133,7 +133,14 @@ class QualityV2(Quality):
     right: tables, songs and schedules repeat by design), ``refusal`` judges only outputs of at
     most 30 words and not questions to the model itself (5 of 14 drops were right: the bare
     "cannot be done by a GPT model" replies, 10-25 words; the wrong ones were disclaimers followed
-    by an answer, 32-146 words, or answers to "how are you?"). All stay available as params."""
+    by an answer, 32-146 words, or answers to "how are you?"). ``url_only_input`` keeps tasks about
+    the address itself (domain, owner) and encyclopedic topic pages (Wikipedia, /encyclopedia/,
+    /topics/) unless the task wants the page's own words (36 of 50 drops were right; 9 of the 14
+    wrong ones go, 1 right one with them). ``missing_attachment`` keeps a short input that names the
+    subject ("The Starry Night") and an input that describes the media in 4+ words of its own
+    (41 of 50 right; 3 of the 9 wrong ones go). ``instruction_leak`` lets a request for a task or an
+    instruction answer with "Instruction:" (37 of 39 right; both wrong ones go). All stay available
+    as params."""
 
     name: ClassVar[str] = "quality_v2"
     Params: ClassVar[type[StageParams]] = params_model(
@@ -142,6 +149,9 @@ class QualityV2(Quality):
             "echo": {"judge_input": False},
             "repetition": {"enabled": False},
             "refusal": {"max_words": 30, "skip_questions_to_model": True},
+            "instruction_leak": {"skip_task_writing": True},
+            "url_only_input": {"keep_address_tasks": True, "keep_topic_pages": True},
+            "missing_attachment": {"keep_named_subject": True, "described_input_words": 4},
         },
         qualname="QualityV2.Params",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
@@ -18,6 +19,11 @@ from curate.stages.filters.quality.rules import (
 )
 
 _URL_ONLY = r"(?i)^\s*<?(https?://|www\.)\S+>?\s*$"
+# A task about the address itself (its domain, owner, normal form): the URL is the whole input.
+_ADDRESS_TASK = r"(?i)\b(?:sub)?domains?\b|\bhost ?names?\b|\btop-level\b|\bowner of\b|\bnormali[sz]e\b|\burl (?:structure|format|parameters?|path)\b"
+# An encyclopedic topic page: the address names the topic, and a summary of it is general knowledge
+# (a news article or a blog post, dated and specific, is not).
+_TOPIC_PAGE = r"(?i)^\s*<?(?:https?://)?(?:[\w-]+\.)*(?:wikipedia\.org/wiki/|wikiart\.org/|britannica\.com/|[\w.-]+/(?:[\w-]+/)*(?:wiki|encyclopedia|topics)/)"
 _MEDIA = r"(?:image|picture|photo|photograph|pic|painting|drawing|screenshot|video|audio|recording|sound ?clip|file|attachment|document|pdf|spreadsheet|chart|graph|diagram|figure|map|logo)s?"
 _VISUAL = r"(?:image|picture|photo|photograph|pic|painting|drawing|screenshot|video|audio|recording|sound ?clip|figure)s?"
 
@@ -44,6 +50,38 @@ _REF_END = r"(?:\s*(?:[.,;:?!)]|$)|\s+(?:and|to|below|above|provided|attached|he
 _INSTRUCTION_REF = rf"\b(?i:the|this|these|following|given|provided|attached|above|below|uploaded)\s+(?:[a-z]+\s+)?{_VISUAL_LOWER}{_REF_END}"
 
 
+# A short input that stands in for the media ("[Image provided]", "Attach the photo", "(Link to
+# photo)", "Photo of PersonX") rather than naming the subject ("The Starry Night").
+_STANDS_IN = rf"(?i)\b(?:{_MEDIA}|img|attach\w*|link|insert|include|upload\w*)\b|[<\[(]"
+
+# What is left of an input once attachments are set aside, to see whether it describes the media:
+# a markdown image keeps its alt text when that is a phrase (a file name is not), placeholders,
+# reference-style images and their link lines, URLs and query strings go; so do media nouns and
+# labels ("Image 1:", the default alt "alt text") and the commonest function words.
+_ALT_PHRASE = r"!\[([^\]\s]*\s[^\]]*)\]\([^)]*\)"
+_SET_ASIDE = [
+    r"!\[[^\]]*\](?:\([^)]*\)|\[[^\]]*\])",
+    r"(?m)^\s*\[[^\]]+\]:\s*\S+",
+    r"<[^>]{0,80}>",
+    r"\[[^\]]{0,80}\]",
+    r"(?i)\b(?:https?://|www\.)\S+",
+    r"\S*[=&]\S*",
+    rf"(?i)\b(?:{_MEDIA}|histogram|sketch|design|alt|text|with|and|the|for)\b",
+]
+
+# ...unless the task wants the page's own words (its first lines, a paragraph, its author).
+_PAGE_TEXT_TASK = r"(?i)\b(?:first|opening|closing|last)\b.*\b(?:lines?|sentences?|paragraphs?)\b|\bauthors?\b|\bquotes?\b|\bverbatim\b"
+
+
+def described_words(text: pa.Array) -> pa.Array:
+    """Describing words (three letters or more) of ``text`` outside attachments; alt text that is
+    a phrase counts."""
+    text = pc.replace_substring_regex(text, _ALT_PHRASE, r" \1 ")
+    for pattern in _SET_ASIDE:
+        text = pc.replace_substring_regex(text, pattern, " ")
+    return pc.count_substring_regex(text, r"(?i)\b[a-z]{3,}")
+
+
 class UrlOnlyInput(Rule):
     """The input is only a URL: the record relies on a page the model never sees.
 
@@ -55,12 +93,31 @@ class UrlOnlyInput(Rule):
     description: ClassVar[str] = "Rejects rows whose input is only a URL (url_only_input)."
 
     class Params(RuleParams):
-        pass
+        keep_address_tasks: bool = Field(
+            False,
+            description="Keep tasks about the address itself (its domain, owner, normal form).",
+        )
+        keep_topic_pages: bool = Field(
+            False,
+            description="Keep encyclopedic topic pages (Wikipedia, /wiki/, /encyclopedia/, "
+            "/topics/): the address names the topic.",
+        )
+
+    params: Params
 
     def check(self, view: TextView) -> RuleResult:
-        fail = pc.match_substring_regex(view.input, _URL_ONLY)
+        url_only = pc.match_substring_regex(view.input, _URL_ONLY)
+        fail = url_only
+        if self.params.keep_address_tasks:
+            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _ADDRESS_TASK))
+        if self.params.keep_topic_pages:
+            topic = pc.and_not(
+                pc.match_substring_regex(view.input, _TOPIC_PAGE),
+                pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
+            )
+            fail = pc.and_not(fail, topic)
         detail = pc.binary_join_element_wise("input is only a URL: ", clip(view.input, 60), "")
-        return RuleResult(fail, {"quality_url_input": fail}, detail_where(fail, detail))
+        return RuleResult(fail, {"quality_url_input": url_only}, detail_where(fail, detail))
 
 
 class MissingAttachment(Rule):
@@ -69,7 +126,10 @@ class MissingAttachment(Rule):
     Matches attachment placeholders ("<Picture Attached>", "[Image]", "Attached photo"), markdown
     images and media links anywhere in instruction or input; and an instruction that talks about
     "the photo"/"this image"/"the audio" while the input is empty or shorter than
-    ``stub_input_words`` words. Score: ``quality_attachment_refs`` (number of references found).
+    ``stub_input_words`` words. With ``described_input_words`` set, an input that describes the
+    media in at least that many words of its own (outside placeholders and links; a markdown
+    image's alt text counts) is answerable and kept. Score: ``quality_attachment_refs`` (number of
+    references found).
     """
 
     name: ClassVar[str] = "missing_attachment"
@@ -82,6 +142,17 @@ class MissingAttachment(Rule):
         stub_input_words: int = Field(
             4, ge=0, description="An input this short cannot hold the media."
         )
+        keep_named_subject: bool = Field(
+            False,
+            description="A short input that names the subject instead of standing in for the "
+            "media ('The Starry Night', not '[Image provided]') is not a stub.",
+        )
+        described_input_words: int = Field(
+            0,
+            ge=0,
+            description="Keep rows whose input describes the media in at least this many words "
+            "of its own (0: off).",
+        )
 
     params: Params
 
@@ -91,9 +162,20 @@ class MissingAttachment(Rule):
         markers = pc.count_substring_regex(prompt, marker)
         ref = r"(?P<m>" + _INSTRUCTION_REF + ")"
         stub = pc.less(view.words("input"), self.params.stub_input_words)
+        if self.params.keep_named_subject:
+            stands_in = pc.or_(
+                pc.equal(view.words("input"), 0),
+                pc.match_substring_regex(view.input, _STANDS_IN),
+            )
+            stub = pc.and_(stub, stands_in)
         refs = pc.if_else(stub, pc.count_substring_regex(view.instruction, ref), 0)
         total = pc.add(markers, refs)
         fail = pc.greater(total, 0)
+        if self.params.described_input_words:
+            described = pc.greater_equal(
+                described_words(view.input), self.params.described_input_words
+            )
+            fail = pc.and_not(fail, described)
         found = pc.coalesce(first_match(prompt, marker), first_match(view.instruction, ref))
         detail = pc.binary_join_element_wise(
             "refers to media the record lacks: ", pc.fill_null(found, ""), ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow.compute as pc
+from pydantic import Field
 
 from curate.stages.filters.quality.rules import (
     Rule,
@@ -27,6 +28,13 @@ _LEAK = (
 )
 
 
+# Chat-template tokens alone: a leak even in the answer to "write an instruction for ...".
+_TEMPLATE_TOKEN = r"(?i)(?P<m><\|?(?:im_start|im_end|endoftext|user|assistant)\|?>)"
+# A request whose answer is itself a task ("Create a task that a GPT model can complete..."): its
+# "Instruction:" header is the answer, not the start of another generation.
+_TASK_WRITING = r"(?i)\b(?:create|write|generate|design|construct|compose|come up with|make|reverse[- ]engineer|formulate|devise)\b.{0,60}\b(?:tasks?|instructions?|prompts?)\b"
+
+
 class InstructionLeak(Rule):
     """The output contains the start of another instruction (merged generations, template tokens).
 
@@ -40,11 +48,24 @@ class InstructionLeak(Rule):
     )
 
     class Params(RuleParams):
-        pass
+        skip_task_writing: bool = Field(
+            False,
+            description="When the request asks for a task or an instruction, only chat-template "
+            "tokens count: its 'Instruction:' header is the answer.",
+        )
+
+    params: Params
 
     def check(self, view: TextView) -> RuleResult:
         count = pc.count_substring_regex(view.assistant, _LEAK)
+        found = first_match(view.assistant, _LEAK)
+        if self.params.skip_task_writing:
+            writes_task = pc.match_substring_regex(view.instruction, _TASK_WRITING)
+            count = pc.if_else(
+                writes_task, pc.count_substring_regex(view.assistant, _TEMPLATE_TOKEN), count
+            )
+            found = pc.if_else(writes_task, first_match(view.assistant, _TEMPLATE_TOKEN), found)
         fail = pc.greater(count, 0)
-        found = pc.utf8_trim_whitespace(pc.fill_null(first_match(view.assistant, _LEAK), ""))
+        found = pc.utf8_trim_whitespace(pc.fill_null(found, ""))
         detail = pc.binary_join_element_wise("output continues with another task: ", found, "")
         return RuleResult(fail, {"quality_leak_matches": count}, detail_where(fail, detail))
