@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
-import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -94,15 +93,37 @@ def read_bytes(path: Path) -> bytes:
         if name.endswith(".gz"):
             return gzip.decompress(raw)
         if name.endswith((".zst", ".zstd")):
-            import zstandard
-
-            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw))
-            return reader.read()
-    except (OSError, EOFError, ValueError) as exc:
-        raise InputFileError(f"{path}: cannot decompress ({exc})") from exc
-    except Exception as exc:  # zstandard raises its own ZstdError
-        raise InputFileError(f"{path}: cannot decompress ({exc})") from exc
+            return _zstd_frames(path, raw)
+    except InputFileError:
+        raise
+    except MemoryError as exc:
+        raise InputFileError(
+            f"{path}: cannot decompress (out of memory: the file expands beyond what fits)"
+        ) from exc
+    except Exception as exc:  # OSError, EOFError, ValueError; zstandard raises its own ZstdError
+        raise InputFileError(f"{path}: cannot decompress ({exc or type(exc).__name__})") from exc
     return raw
+
+
+def _zstd_frames(path: Path, raw: bytes) -> bytes:
+    """Every frame of a zstd file; a stream that ends inside a frame is an error (truncated file),
+    as gzip's is: a reader that stops at the cut would lose the rest of the file without a word."""
+    import zstandard
+
+    decompressor = zstandard.ZstdDecompressor()
+    parts: list[bytes] = []
+    data = raw
+    while data:
+        frame = decompressor.decompressobj()
+        parts.append(frame.decompress(data))
+        if not frame.eof:
+            done = sum(len(part) for part in parts)
+            raise InputFileError(
+                f"{path}: truncated zstd stream: the file ends inside a frame after "
+                f"{done} decompressed bytes; the rest of the data is missing"
+            )
+        data = frame.unused_data
+    return b"".join(parts)
 
 
 def file_fingerprint(path: Path) -> dict[str, object]:

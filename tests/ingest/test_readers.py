@@ -265,3 +265,25 @@ def test_all_records_have_content_ids() -> None:
     ]
     ids = pa.concat_tables(tables).column("id").to_pylist()
     assert all(isinstance(i, str) and len(i) == 32 for i in ids)
+
+
+def test_truncated_zstd_is_an_error_not_a_silent_loss(tmp_path: Path) -> None:
+    import zstandard
+
+    lines = "".join(
+        json.dumps({"instruction": f"Question {i}?", "output": f"Answer {i}."}) + "\n"
+        for i in range(2000)
+    ).encode()
+    frame = zstandard.ZstdCompressor().compress(lines)
+    whole = tmp_path / "whole.jsonl.zst"
+    whole.write_bytes(frame + frame)  # two frames, as `cat a.zst b.zst` makes
+    assert len(rows(whole)) == 4000
+    for cut in (0.5, 0.9):
+        cut_path = tmp_path / f"cut{cut}.jsonl.zst"
+        cut_path.write_bytes(frame[: int(len(frame) * cut)])
+        with pytest.raises(InputFileError, match=r"cut.*truncated zstd stream"):
+            read_file(cut_path, source="t")
+    garbage = tmp_path / "garbage.jsonl.zst"
+    garbage.write_bytes(b"not zstd at all")
+    with pytest.raises(InputFileError, match=r"garbage\.jsonl\.zst: cannot decompress \(\S"):
+        read_file(garbage, source="t")
