@@ -150,11 +150,33 @@ def read_file(
             f"{display}: format {format!r} does not match a JSON array / JSON Lines file"
         )
     ctx.format = format
+    _check_mapping(parsed, ctx, display)
     builder = RowBuilder(ctx)
     _convert_items(parsed, FAMILIES[format], ctx, builder)
     return FileResult(
         display, format, builder.records(), builder.rejects(), detected, parsed.warnings
     )
+
+
+def _check_mapping(parsed: ParsedFile, ctx: ReadContext, display: str) -> None:
+    """A ``fields:`` mapping that names a column no row has is a mistake (a typo), not a request
+    to fall back on the default column: refuse it, naming the columns the rows do have."""
+    if not ctx.fields:
+        return
+    rows = parsed.values if parsed.values is not None else [i.value for i in parsed.items]
+    seen = sample_keys([Item(i, None, v) for i, v in enumerate(rows[:50])])
+    missing = {k: v for k, v in ctx.fields.items() if v not in seen}
+    if missing and len(rows) > 50:
+        for value in rows[50:]:  # rare: only when the first rows lack a mapped column
+            if isinstance(value, dict):
+                seen.update(value)
+        missing = {k: v for k, v in missing.items() if v not in seen}
+    if missing:
+        named = ", ".join(f"{k}: {v}" for k, v in sorted(missing.items()))
+        raise InputFileError(
+            f"{display}: fields: {{{named}}} names a column no row has; the rows have "
+            f"{sorted(seen)[:20]}"
+        )
 
 
 def _convert_items(

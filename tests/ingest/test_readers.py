@@ -287,3 +287,11 @@ def test_truncated_zstd_is_an_error_not_a_silent_loss(tmp_path: Path) -> None:
     garbage.write_bytes(b"not zstd at all")
     with pytest.raises(InputFileError, match=r"garbage\.jsonl\.zst: cannot decompress \(\S"):
         read_file(garbage, source="t")
+
+
+def test_a_field_mapping_to_a_missing_column_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps({"instruction": "Say hi.", "response": "Hi."}) + "\n")
+    with pytest.raises(InputFileError, match=r"data\.jsonl: fields: \{output: nope\}.*'response'"):
+        read_file(path, source="t", fields={"output": "nope"})
+    assert rows(path, fields={"output": "response"})[0]["output"] == "Hi."
