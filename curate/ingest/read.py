@@ -139,11 +139,7 @@ def read_file(
             display, format, builder.records(), builder.rejects(), detected, parsed.warnings
         )
     if format == "auto":
-        items = (
-            parsed.all_items()
-            if parsed.values is None
-            else [Item(i, None, v) for i, v in enumerate(parsed.values[:50])]
-        )
+        items = _head(parsed)
         format = detect_family(sample_keys(items), display) if items else "alpaca"
     elif FAMILIES[format].kind != "records":
         raise UnknownFormatError(
@@ -158,16 +154,27 @@ def read_file(
     )
 
 
+_HEAD_ROWS = 50
+
+
+def _head(parsed: ParsedFile) -> list[Item]:
+    """The first rows of a records file, for format detection and the mapping check (a cleanly
+    parsed JSON array builds Items for these only)."""
+    if parsed.values is None:
+        return parsed.items[:_HEAD_ROWS]
+    return [Item(i, None, v) for i, v in enumerate(parsed.values[:_HEAD_ROWS])]
+
+
 def _check_mapping(parsed: ParsedFile, ctx: ReadContext, display: str) -> None:
     """A ``fields:`` mapping that names a column no row has is a mistake (a typo), not a request
     to fall back on the default column: refuse it, naming the columns the rows do have."""
     if not ctx.fields:
         return
-    rows = parsed.values if parsed.values is not None else [i.value for i in parsed.items]
-    seen = sample_keys([Item(i, None, v) for i, v in enumerate(rows[:50])])
+    seen = sample_keys(_head(parsed))
     missing = {k: v for k, v in ctx.fields.items() if v not in seen}
-    if missing and len(rows) > 50:
-        for value in rows[50:]:  # rare: only when the first rows lack a mapped column
+    if missing:  # rare: only when the first rows lack a mapped column
+        rows = parsed.values if parsed.values is not None else [i.value for i in parsed.items]
+        for value in rows[_HEAD_ROWS:]:
             if isinstance(value, dict):
                 seen.update(value)
         missing = {k: v for k, v in missing.items() if v not in seen}

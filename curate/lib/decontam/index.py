@@ -286,11 +286,10 @@ class BenchmarkIndex:
             hashes = hash_windows(ids, starts, h)
             lo = np.minimum(np.searchsorted(table_hashes, hashes), len(table_hashes) - 1)
             found = table_hashes[lo] == hashes
-            rows, starts, lo, hashes = rows[found], starts[found], lo[found], hashes[found]
-            hi = np.searchsorted(table_hashes, hashes, side="right")
-            found = np.ones(len(rows), dtype=bool)
+            rows, starts, lo = rows[found], starts[found], lo[found]
+            hi = np.searchsorted(table_hashes, hashes[found], side="right")
             # Candidates are few (a whole half of a question); each is checked word by word.
-            for r, s, a, b in zip(rows[found], starts[found], lo[found], hi[found], strict=True):
+            for r, s, a, b in zip(rows, starts, lo, hi, strict=True):
                 r = int(r)
                 if exact[r] or coverage[r] >= 1.0:
                     continue

@@ -161,10 +161,11 @@ class MissingAttachment(Rule):
         prompt = pc.binary_join_element_wise(view.instruction, view.input, "\n")
         markers = pc.count_substring_regex(prompt, marker)
         ref = r"(?P<m>" + _INSTRUCTION_REF + ")"
-        stub = pc.less(view.words("input"), self.params.stub_input_words)
+        input_words = view.words("input")
+        stub = pc.less(input_words, self.params.stub_input_words)
         if self.params.keep_named_subject:
             stands_in = pc.or_(
-                pc.equal(view.words("input"), 0),
+                pc.equal(input_words, 0),
                 pc.match_substring_regex(view.input, _STANDS_IN),
             )
             stub = pc.and_(stub, stands_in)
