@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.engine.checkpoint import (
@@ -194,6 +195,19 @@ class Executor:
         sources: list[dict[str, Any]] = []
         self.reporter.start("ingest", total=len(recipe.sources))
         for done, config in enumerate(recipe.sources, start=1):
+            source_rows = 0
+
+            def write_records(table: pa.Table) -> None:
+                nonlocal batch, source_rows
+                write_parquet_atomic(table, target.part(batch))
+                batch += 1
+                source_rows += table.num_rows
+
+            def write_rejects(table: pa.Table) -> None:
+                nonlocal reject_part
+                write_parquet_atomic(table.cast(REJECT_SCHEMA), target.rejects(reject_part))
+                reject_part += 1
+
             data = read_source(
                 config,
                 base_dir=base_dir,
@@ -201,13 +215,9 @@ class Executor:
                 batch_size=recipe.batch_size,
                 with_ids=with_ids,
                 log=self.reporter.info,
+                on_records=write_records,
+                on_rejects=write_rejects,
             )
-            for table in data.batches:
-                write_parquet_atomic(table, target.part(batch))
-                batch += 1
-            for rejects in data.rejects:
-                write_parquet_atomic(rejects.cast(REJECT_SCHEMA), target.rejects(reject_part))
-                reject_part += 1
             sources.append(
                 {
                     "name": config.name,
@@ -222,7 +232,7 @@ class Executor:
             )
             for warning in data.warnings:
                 self.reporter.warn(warning)
-            self.reporter.advance(sum(t.num_rows for t in data.batches), done, len(recipe.sources))
+            self.reporter.advance(source_rows, done, len(recipe.sources))
         summary = {
             "batches": batch,
             "sources": sources,

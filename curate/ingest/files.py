@@ -1,9 +1,8 @@
-"""File plumbing: expand source paths, open compressed files, fingerprint inputs."""
+"""File plumbing: expand source paths, fingerprint inputs (reading them is :mod:`.stream`)."""
 
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
 import os
 from collections.abc import Iterable
@@ -12,7 +11,7 @@ from pathlib import Path
 from curate.errors import InputFileError
 
 COMPRESSIONS = (".gz", ".zst", ".zstd")
-DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".tsv")
+DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".tsv", ".parquet")
 # Files that commonly sit beside data in a dataset folder and are not data.
 NON_DATA_SUFFIXES = (".md", ".txt", ".csv", ".py", ".sh", ".yaml", ".yml", ".html", ".pdf", ".png")
 
@@ -79,51 +78,6 @@ def _walk(directory: Path) -> Iterable[Path]:
         for name in names:
             if not name.startswith("."):
                 yield root_path / name
-
-
-def read_bytes(path: Path) -> bytes:
-    """Whole file, decompressed (.gz / .zst)."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise InputFileError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    name = path.name.lower()
-    try:
-        if name.endswith(".gz"):
-            return gzip.decompress(raw)
-        if name.endswith((".zst", ".zstd")):
-            return _zstd_frames(path, raw)
-    except InputFileError:
-        raise
-    except MemoryError as exc:
-        raise InputFileError(
-            f"{path}: cannot decompress (out of memory: the file expands beyond what fits)"
-        ) from exc
-    except Exception as exc:  # OSError, EOFError, ValueError; zstandard raises its own ZstdError
-        raise InputFileError(f"{path}: cannot decompress ({exc or type(exc).__name__})") from exc
-    return raw
-
-
-def _zstd_frames(path: Path, raw: bytes) -> bytes:
-    """Every frame of a zstd file; a stream that ends inside a frame is an error (truncated file),
-    as gzip's is: a reader that stops at the cut would lose the rest of the file without a word."""
-    import zstandard
-
-    decompressor = zstandard.ZstdDecompressor()
-    parts: list[bytes] = []
-    data = raw
-    while data:
-        frame = decompressor.decompressobj()
-        parts.append(frame.decompress(data))
-        if not frame.eof:
-            done = sum(len(part) for part in parts)
-            raise InputFileError(
-                f"{path}: truncated zstd stream: the file ends inside a frame after "
-                f"{done} decompressed bytes; the rest of the data is missing"
-            )
-        data = frame.unused_data
-    return b"".join(parts)
 
 
 def file_fingerprint(path: Path) -> dict[str, object]:

@@ -1,23 +1,44 @@
-"""Parsing: a data file into items, with file and line numbers.
+"""Parsing: a data file into batches of items, with file and line numbers, in bounded memory.
 
-Decompression, JSON array (strict or lenient), JSON Lines and TSV parsing, and the helpers a format
-uses to take text fields out of a parsed row. Turning items into Arrow records and rejects is
-:mod:`curate.ingest.builder`; this module imports nothing from it.
+JSON Lines and TSV are read line by line, a JSON array element by element (the standard library's
+decoder parses each element; only the brackets and commas between elements are handled here),
+parquet by record batch. One JSON document (a Super-NaturalInstructions task) is read whole, up to a
+limit. Every row is parsed on its own, so a bad row is a reject naming its line, not a lost file.
+Turning items into Arrow records and rejects is :mod:`curate.ingest.builder`.
+
+What happens to odd input, the same for JSON Lines and JSON arrays:
+
+- ``NaN`` / ``Infinity``, an integer of over 4,300 digits, and a key given twice in one object:
+  the row is rejected as ``parse_error`` saying which (none of them round-trips through JSON).
+- A lone UTF-16 surrogate escape (``"\\ud800"``, common in scraped chat logs) cannot be written
+  as UTF-8: it becomes U+FFFD, and the file gets a warning counting the rows.
+- A row of over ``max_record_bytes`` is rejected as ``record_too_large`` without being parsed.
+- A UTF-16/32 file, binary data, and a parquet or compressed file under a plain name: an error
+  saying what the file is and what to do.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from curate.errors import InputFileError, RowReject
-from curate.ingest.files import data_suffix, line_col, read_bytes
+from curate.ingest.files import data_suffix
+from curate.ingest.stream import DataStream, check_regular, split_lines
 
 # Longest raw text kept in a parse-error reject (the row is quarantined, not lost: see detail).
 MAX_RAW_CHARS = 100_000
+# Defaults of the reader limits.
+BATCH_ROWS = 100_000
+MAX_RECORD_BYTES = 32 << 20
+# One JSON document, or a broken JSON array read whole to recover what parses.
+MAX_WHOLE_BYTES = 512 << 20
 
 
 class RowError(RowReject):
@@ -60,230 +81,670 @@ class Item:
 
 @dataclass
 class ParsedFile:
+    """One batch of rows of a file (rows ``first_row`` .. ``first_row + len - 1``)."""
+
     kind: str  # "records" (list of rows), "document" (one JSON object), "tsv" (list of field lists)
     items: list[Item]
     document: Any = None
     warnings: list[str] = field(default_factory=list)
-    # A cleanly parsed JSON array keeps its plain values; Items are built only if needed.
+    # A batch that parsed cleanly keeps its plain values; Items are built only if needed.
     values: list[Any] | None = None
-    lines: list[int] | None = None  # 1-based line of each value (JSON Lines)
+    lines: list[int] | None = None  # 1-based line of each value
+    first_row: int = 0
 
     def all_items(self) -> list[Item]:
         if self.values is not None and not self.items:
             lines: list[int | None] = [*self.lines] if self.lines else [None for _ in self.values]
             self.items = [
-                Item(i, line, v) for i, (line, v) in enumerate(zip(lines, self.values, strict=True))
+                Item(self.first_row + i, line, v)
+                for i, (line, v) in enumerate(zip(lines, self.values, strict=True))
             ]
         return self.items
 
-
-def decode_text(data: bytes, path: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        # Decode up to the bad byte to report a line number the user can open.
-        prefix = data[: exc.start].decode("utf-8", errors="replace")
-        line, col = line_col(prefix, len(prefix))
-        raise InputFileError(
-            f"{path}:{line}:{col}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            "re-encode the file as UTF-8"
-        ) from exc
+    def __len__(self) -> int:
+        return len(self.values) if self.values is not None and not self.items else len(self.items)
 
 
-def parse_file(path: Path, display: str, lenient_json: bool = False) -> ParsedFile:
-    """Parse one data file into items. File-level failures raise ``InputFileError``."""
+@dataclass
+class ParsedStream:
+    """A file being parsed: its layout, and its rows as batches (iterate ``batches`` once)."""
+
+    kind: str
+    layout: str  # jsonl, json_array, json_document, tsv, parquet
+    batches: Iterator[ParsedFile]
+    warnings: list[str]
+    stream: DataStream | None = None
+    document: Any = None
+    path: Path | None = None
+
+    def fingerprint(self) -> dict[str, object]:
+        """Size and sha256 of the bytes read (call once the batches are consumed)."""
+        if self.stream is not None:
+            return self.stream.fingerprint()
+        from curate.ingest.files import file_fingerprint
+
+        return file_fingerprint(self.path) if self.path is not None else {}
+
+
+@dataclass
+class Limits:
+    batch_rows: int = BATCH_ROWS
+    max_record_bytes: int = MAX_RECORD_BYTES
+    max_whole_bytes: int = MAX_WHOLE_BYTES
+
+
+# --------------------------------------------------------------------------- one value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"key {twice!r} appears twice in one object")
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+# Finds where an element ends when the strict decoder refused it for its content, not its syntax.
+_SKIPPER = json.JSONDecoder(parse_int=len, parse_constant=lambda _: None)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
+
+
+def _fix_surrogates(value: Any) -> Any:
+    """Lone surrogates (from ``\\udXXX`` escapes) replaced by U+FFFD, in every string."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return (
+                value.encode("utf-8", "surrogatepass")
+                .decode("utf-8", "replace")
+                .replace("\ufffd\ufffd\ufffd", "\ufffd")
+            )
+    if isinstance(value, dict):
+        return {_fix_surrogates(k): _fix_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fix_surrogates(v) for v in value]
+    return value
+
+
+def _value_error(exc: ValueError) -> RowError:
+    text = str(exc)
+    if "integer string conversion" in text or "Exceeds the limit" in text:
+        text = "an integer of over 4,300 digits"
+    return RowError("parse_error", text)
+
+
+class _Surrogates:
+    """Counts rows whose lone surrogates were replaced, for one warning per file."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def clean(self, raw: str, value: Any) -> Any:
+        if _SURROGATE_ESCAPE.search(raw) is None:
+            return value
+        fixed = _fix_surrogates(value)
+        if fixed != value:
+            self.rows += 1
+        return fixed
+
+    def warn(self, display: str, warnings: list[str]) -> None:
+        if self.rows:
+            warnings.append(
+                f"{display}: {self.rows} rows had a lone UTF-16 surrogate escape (like \\ud800); "
+                "each was replaced by U+FFFD"
+            )
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def open_parsed(
+    path: Path, display: str, lenient_json: bool = False, limits: Limits | None = None
+) -> ParsedStream:
+    """Start parsing one data file. File-level failures raise ``InputFileError``."""
+    limits = limits or Limits()
     suffix = data_suffix(path)
-    data = read_bytes(path)
+    if suffix == ".parquet":
+        check_regular(path, display)
+        return ParsedStream(
+            "records", "parquet", _parquet_batches(path, display, limits), [], path=path
+        )
+    stream = DataStream(path, display)
+    chunks = stream.chunks()
+    first = b""
+    for first in chunks:
+        if first:
+            break
+    _check_encoding(first, display, stream.compression is not None)
+    chunks = chain([first], chunks)
+    warnings: list[str] = []
     if suffix == ".tsv":
-        return _parse_tsv(data, display)
+        lines = _lines(chunks, first, limits, display, warnings)
+        return ParsedStream("tsv", "tsv", _tsv_batches(lines, display, limits), warnings, stream)
     if suffix in (".jsonl", ".ndjson"):
-        return _parse_jsonl(data, display)
-    text = decode_text(data, display)
-    stripped = text.lstrip()
-    if not stripped:
-        return ParsedFile("records", [])
-    if stripped[0] == "[":
-        return _parse_json_array(text, display, lenient_json)
+        lines = _lines(chunks, first, limits, display, warnings)
+        batches = _jsonl_batches(lines, display, limits, warnings)
+        return ParsedStream("records", "jsonl", batches, warnings, stream)
+    head = first.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        return ParsedStream("records", "json_array", iter(()), warnings, stream)
+    if head[:1] == b"[":
+        if lenient_json:
+            text = _decode_whole(
+                b"".join(_bounded(chunks, limits.max_whole_bytes, display)), display
+            )
+            batches = _array_batches(iter([text]), display, True, limits, warnings)
+        else:
+            batches = _array_batches(_decoded(chunks, display), display, False, limits, warnings)
+        return ParsedStream("records", "json_array", batches, warnings, stream)
+    if head[:1] == b"{" and _starts_json_lines(head):
+        lines = _lines(chunks, first, limits, display, warnings)
+        batches = _jsonl_batches(lines, display, limits, warnings)
+        return ParsedStream("records", "jsonl", batches, warnings, stream)
+    data = b"".join(_bounded(chunks, limits.max_whole_bytes, display))
+    text = _decode_whole(data, display)
     try:
         value = json.loads(text)
     except RecursionError:
         raise InputFileError(f"{display}: JSON nested too deeply to parse") from None
     except json.JSONDecodeError as exc:
-        if exc.msg.startswith("Extra data") and stripped[0] == "{":
-            # A ".json" file that is really JSON Lines.
-            return _parse_jsonl(data, display)
+        if exc.msg == "Extra data" and head[:1] == b"{":  # JSON Lines with a long first line
+            lines = _lines(iter([data]), data, limits, display, warnings)
+            batches = _jsonl_batches(lines, display, limits, warnings)
+            return ParsedStream("records", "jsonl", batches, warnings, stream)
         raise InputFileError(
             f"{display}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
         ) from exc
+    except ValueError as exc:
+        raise InputFileError(f"{display}: invalid JSON: {_value_error(exc).detail}") from exc
     if isinstance(value, dict):
-        return ParsedFile("document", [], document=value)
+        return ParsedStream("document", "json_document", iter(()), warnings, stream, value)
     raise InputFileError(
         f"{display}: top-level JSON is a {type(value).__name__}; expected an array of objects or one object"
     )
 
 
-def _parse_json_array(text: str, display: str, lenient: bool) -> ParsedFile:
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        raise InputFileError(f"{display}: JSON nested too deeply to parse") from None
-    except json.JSONDecodeError as exc:
-        if not lenient:
+def _bounded(chunks: Iterator[bytes], limit: int, display: str) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
             raise InputFileError(
-                f"{display}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}. "
-                "Fix the file, or set `lenient: true` on this source to keep the records that parse "
-                "and reject the rest with reason=parse_error."
-            ) from exc
-        return _parse_json_array_lenient(text, display)
-    if not isinstance(value, list):
-        raise InputFileError(f"{display}: expected a JSON array")
-    return ParsedFile("records", [], values=value)
-
-
-def _parse_json_array_lenient(text: str, display: str) -> ParsedFile:
-    """Element-by-element recovery: keep what parses, quarantine the rest with positions."""
-    decoder = json.JSONDecoder()
-    items: list[Item] = []
-    warnings: list[str] = []
-    pos = text.index("[") + 1
-    n = len(text)
-    row = 0
-
-    def skip_ws(p: int) -> int:
-        while p < n and text[p] in " \t\r\n":
-            p += 1
-        return p
-
-    while True:
-        pos = skip_ws(pos)
-        if pos >= n:
-            line, col = line_col(text, pos)
-            warnings.append(f"{display}:{line}:{col}: file ends before the closing ']'")
-            break
-        if text[pos] == "]":
-            break
-        if text[pos] == ",":
-            line, col = line_col(text, pos)
-            after = skip_ws(pos + 1)
-            if after < n and text[after] == "]":
-                warnings.append(f"{display}:{line}:{col}: trailing comma before ']' ignored")
-            else:
-                warnings.append(f"{display}:{line}:{col}: extra comma ignored")
-            pos += 1
-            continue
-        line, col = line_col(text, pos)
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except RecursionError:
-            raise InputFileError(
-                f"{display}:{line}:{col}: JSON nested too deeply to parse"
-            ) from None
-        except json.JSONDecodeError as exc:
-            eline, ecol = line_col(text, exc.pos)
-            # Resynchronise at the next line that opens an object.
-            nxt = text.find("\n", exc.pos)
-            nxt = n if nxt < 0 else nxt
-            while nxt < n:
-                candidate = skip_ws(nxt)
-                if candidate < n and text[candidate] == "{":
-                    break
-                nl = text.find("\n", nxt + 1)
-                nxt = n if nl < 0 else nl
-            raw = text[pos:nxt]
-            items.append(
-                Item(
-                    row,
-                    line,
-                    None,
-                    RowError(
-                        "parse_error", f"invalid JSON at line {eline}, column {ecol}: {exc.msg}"
-                    ),
-                    raw,
-                )
+                f"{display}: over {limit >> 20} MiB once decompressed, too large to read whole (a "
+                "single JSON object, or `lenient: true` on a JSON array); split it or write it as "
+                "JSON Lines"
             )
-            row += 1
-            pos = nxt
-            continue
-        items.append(Item(row, line, value))
-        row += 1
-        pos = skip_ws(end)
-        if pos < n and text[pos] == ",":
-            after = skip_ws(pos + 1)
-            if after < n and text[after] == "]":
-                line, col = line_col(text, pos)
-                warnings.append(f"{display}:{line}:{col}: trailing comma before ']' ignored")
-            pos += 1
-    return ParsedFile("records", items, warnings=warnings)
+        yield chunk
 
 
-def _parse_jsonl(data: bytes, display: str) -> ParsedFile:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    lines = data.split(b"\n")
-    line_numbers = [n for n, raw in enumerate(lines, start=1) if raw.strip()]
-    # Fast path: one C-level parse of all lines as an array; any bad line falls back to per-line.
+def _starts_json_lines(head: bytes) -> bool:
+    """A ``.json`` file whose first line is a whole JSON object with more after it is JSON Lines
+    (pretty-printed single objects span lines and fail the first-line parse)."""
+    end = head.find(b"\n")
+    if end < 0:
+        return False
     try:
-        values = json.loads(b"[" + b",".join(lines[n - 1] for n in line_numbers) + b"]")
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        values = None
-    if isinstance(values, list) and len(values) == len(line_numbers):
-        return ParsedFile("records", [], values=values, lines=line_numbers)
-    return _parse_jsonl_lines(data, display)
+        first = json.loads(head[:end])
+    except ValueError:
+        return False
+    return isinstance(first, dict) and bool(head[end:].strip())
 
 
-def _decoded_lines(data: bytes, items: list[Item]) -> Iterator[tuple[int, str]]:
-    """Non-blank lines as (1-based line, text), BOM and CR dropped. A line that is not UTF-8
-    becomes an ``encoding_error`` item in ``items`` instead."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for line_no, raw in enumerate(data.split(b"\n"), start=1):
-        raw = raw.rstrip(b"\r")
-        if not raw.strip():
-            continue
+def _check_encoding(first: bytes, display: str, compressed: bool) -> None:
+    """Name what a file that is not UTF-8 text is, instead of failing on its first byte."""
+    if first.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise InputFileError(f"{display}: UTF-32 text detected; re-encode the file as UTF-8")
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputFileError(f"{display}: UTF-16 text detected; re-encode the file as UTF-8")
+    if first.startswith(b"PAR1"):
+        raise InputFileError(f"{display}: a parquet file; give it a .parquet name to read it")
+    if not compressed and first.startswith(b"\x1f\x8b"):
+        raise InputFileError(f"{display}: gzip-compressed data; give the file a .gz suffix")
+    if not compressed and first.startswith(b"\x28\xb5\x2f\xfd"):
+        raise InputFileError(f"{display}: zstd-compressed data; give the file a .zst suffix")
+    head = first[:4096]
+    if b"\x00" in head:
+        odd, even = head[1::2].count(0), head[0::2].count(0)
+        if max(odd, even) > len(head) // 4:
+            raise InputFileError(
+                f"{display}: UTF-16 text detected (no byte-order mark); re-encode the file as UTF-8"
+            )
+        raise InputFileError(f"{display}: binary data (NUL bytes in the first 4 KiB), not text")
+
+
+def _lines(
+    chunks: Iterator[bytes], first: bytes, limits: Limits, display: str, warnings: list[str]
+) -> Iterator[tuple[int, bytes, int]]:
+    """Lines of a line-based file; old Mac files that end lines with CR alone are split on CR."""
+    separator = b"\n"
+    if b"\n" not in first and b"\r" in first:
+        separator = b"\r"
+        warnings.append(f"{display}: lines end with CR only (old Mac style); read as line ends")
+    lines = split_lines(chunks, limits.max_record_bytes, separator)
+    first_line = next(lines, None)
+    if first_line is None:
+        return
+    number, text, length = first_line
+    if text.startswith(b"\xef\xbb\xbf"):
+        text, length = text[3:], length - 3
+    yield number, text, length
+    yield from lines
+
+
+def _decoded(chunks: Iterator[bytes], display: str) -> Iterator[str]:
+    """UTF-8 text of a byte stream, chunk by chunk; a bad byte is an error naming its line."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    offset = 0
+    newlines = 0
+    for chunk in chunks:
         try:
-            text = raw.decode("utf-8")
+            yield decoder.decode(chunk)
         except UnicodeDecodeError as exc:
-            detail = f"not valid UTF-8 at byte {exc.start} of the line"
-            items.append(
-                _line_error(
-                    len(items),
+            prefix = chunk[: exc.start]
+            line = newlines + prefix.count(b"\n") + 1
+            col = exc.start - (prefix.rfind(b"\n") + 1) + 1
+            raise InputFileError(
+                f"{display}:{line}:{col}: not valid UTF-8 (byte 0x{chunk[exc.start]:02x} at offset "
+                f"{offset + exc.start}); re-encode the file as UTF-8"
+            ) from exc
+        offset += len(chunk)
+        newlines += chunk.count(b"\n")
+    try:
+        yield decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            f"{display}: not valid UTF-8 (the file ends inside a character); re-encode it as UTF-8"
+        ) from exc
+
+
+def _decode_whole(data: bytes, display: str) -> str:
+    return "".join(_decoded(iter([data]), display))
+
+
+def decode_text(data: bytes, path: str) -> str:
+    """Whole bytes as UTF-8 text; a bad byte is an error naming its line."""
+    return _decode_whole(data, path)
+
+
+# --------------------------------------------------------------------------- JSON Lines, TSV
+
+
+def _too_large(row: int, line_no: int, raw: bytes, length: int, limit: int) -> Item:
+    return Item(
+        row,
+        line_no,
+        None,
+        RowError(
+            "record_too_large",
+            f"a line of {length} bytes is over the {limit}-byte limit (max_record_bytes); "
+            "it was not parsed",
+        ),
+        raw[:1000].decode("utf-8", "replace"),
+    )
+
+
+def _batched(items: Iterator[Item], batch_rows: int, kind: str = "records") -> Iterator[ParsedFile]:
+    batch: list[Item] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= batch_rows:
+            yield _as_parsed(batch, kind)
+            batch = []
+    if batch:
+        yield _as_parsed(batch, kind)
+
+
+def _as_parsed(batch: list[Item], kind: str) -> ParsedFile:
+    """A clean batch keeps plain values (the columnar path needs no Item per row)."""
+    first_row = batch[0].row
+    if kind == "records" and all(item.error is None for item in batch):
+        return ParsedFile(
+            kind,
+            [],
+            values=[item.value for item in batch],
+            lines=[item.line for item in batch],  # type: ignore[misc]
+            first_row=first_row,
+        )
+    return ParsedFile(kind, batch, first_row=first_row)
+
+
+def _jsonl_batches(
+    lines: Iterator[tuple[int, bytes, int]], display: str, limits: Limits, warnings: list[str]
+) -> Iterator[ParsedFile]:
+    surrogates = _Surrogates()
+    trailing_commas = 0
+
+    def items() -> Iterator[Item]:
+        nonlocal trailing_commas
+        row = 0
+        decode = _DECODER.decode
+        for line_no, raw, length in lines:
+            if not raw.strip():
+                continue
+            if length > limits.max_record_bytes:
+                yield _too_large(row, line_no, raw, length, limits.max_record_bytes)
+                row += 1
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                detail = f"not valid UTF-8 at byte {exc.start} of the line"
+                yield Item(
+                    row,
                     line_no,
-                    "encoding_error",
-                    detail,
+                    None,
+                    RowError("encoding_error", detail),
                     raw.decode("utf-8", errors="replace"),
                 )
-            )
-            continue
-        yield line_no, text
-
-
-def _line_error(row: int, line_no: int, reason: str, detail: str, raw: str) -> Item:
-    return Item(row, line_no, None, RowError(reason, detail), raw)
-
-
-def _parse_jsonl_lines(data: bytes, display: str) -> ParsedFile:
-    items: list[Item] = []
-    for line_no, text in _decoded_lines(data, items):
-        row = len(items)
-        try:
-            items.append(Item(row, line_no, json.loads(text)))
-        except RecursionError:
-            items.append(
-                _line_error(
-                    row, line_no, "parse_error", "JSON nested too deeply", text[:MAX_RAW_CHARS]
+                row += 1
+                continue
+            try:
+                value = decode(text)
+            except json.JSONDecodeError as exc:
+                stripped = text.rstrip()
+                value = None
+                if exc.msg == "Extra data" and stripped.endswith(","):
+                    try:  # `{...},` on every line: an array printed without its brackets
+                        value = decode(stripped[:-1])
+                        trailing_commas += 1
+                    except ValueError:
+                        value = None
+                if value is None:
+                    detail = f"invalid JSON at column {exc.colno}: {exc.msg}"
+                    yield Item(row, line_no, None, RowError("parse_error", detail), text)
+                    row += 1
+                    continue
+            except RecursionError:
+                yield Item(
+                    row,
+                    line_no,
+                    None,
+                    RowError("parse_error", "JSON nested too deeply"),
+                    text[:MAX_RAW_CHARS],
                 )
+                row += 1
+                continue
+            except ValueError as exc:
+                yield Item(row, line_no, None, _value_error(exc), text)
+                row += 1
+                continue
+            yield Item(row, line_no, surrogates.clean(text, value))
+            row += 1
+        surrogates.warn(display, warnings)
+        if trailing_commas:
+            warnings.append(
+                f"{display}: {trailing_commas} lines end with a comma after the object; ignored"
             )
-        except json.JSONDecodeError as exc:
-            detail = f"invalid JSON at column {exc.colno}: {exc.msg}"
-            items.append(_line_error(row, line_no, "parse_error", detail, text))
-    return ParsedFile("records", items)
+
+    return _batched(items(), limits.batch_rows)
 
 
-def _parse_tsv(data: bytes, display: str) -> ParsedFile:
-    items: list[Item] = []
-    for line_no, text in _decoded_lines(data, items):
-        items.append(Item(len(items), line_no, text.split("\t")))
-    return ParsedFile("tsv", items)
+def _tsv_batches(
+    lines: Iterator[tuple[int, bytes, int]], display: str, limits: Limits
+) -> Iterator[ParsedFile]:
+    def items() -> Iterator[Item]:
+        row = 0
+        for line_no, raw, length in lines:
+            if not raw.strip():
+                continue
+            if length > limits.max_record_bytes:
+                yield _too_large(row, line_no, raw, length, limits.max_record_bytes)
+            else:
+                try:
+                    yield Item(row, line_no, raw.decode("utf-8").split("\t"))
+                except UnicodeDecodeError as exc:
+                    detail = f"not valid UTF-8 at byte {exc.start} of the line"
+                    error = RowError("encoding_error", detail)
+                    yield Item(row, line_no, None, error, raw.decode("utf-8", errors="replace"))
+            row += 1
+
+    return _batched(items(), limits.batch_rows, "tsv")
+
+
+# --------------------------------------------------------------------------- JSON arrays
+
+
+class _ArrayReader:
+    """Elements of a JSON array over a sliding text buffer, each parsed by the stdlib decoder.
+
+    The buffer holds the element being parsed plus at most a chunk: an element is retried with
+    more text only while it is shorter than ``max_chars``, so memory stays bounded.
+    """
+
+    def __init__(
+        self,
+        texts: Iterator[str],
+        display: str,
+        lenient: bool,
+        max_chars: int,
+        warnings: list[str],
+    ) -> None:
+        self.texts = texts
+        self.display = display
+        self.lenient = lenient
+        self.max_chars = max_chars
+        self.warnings = warnings
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.line = 1  # line number at self.pos
+        self.counted = 0  # buffer offset self.line was counted up to
+        self.resynced = False
+
+    # Buffer management -------------------------------------------------------
+    def fill(self) -> bool:
+        """Append more text, dropping what is before ``pos``; False at the end of the file."""
+        piece = next(self.texts, None)
+        if piece is None:
+            self.eof = True
+            return False
+        self.line_at(self.pos)
+        self.buf = self.buf[self.pos :] + piece
+        self.counted -= self.pos
+        self.pos = 0
+        return True
+
+    def line_at(self, offset: int) -> int:
+        if offset > self.counted:
+            self.line += self.buf.count("\n", self.counted, offset)
+            self.counted = offset
+        return self.line
+
+    def where(self, offset: int) -> tuple[int, int]:
+        line = self.line_at(offset)
+        col = offset - (self.buf.rfind("\n", 0, offset) + 1) + 1
+        return line, col
+
+    def skip_ws(self) -> bool:
+        """Move past whitespace; False when the file ends first."""
+        while True:
+            self.pos = _WHITESPACE.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return True
+            if not self.fill():
+                return False
+
+    def fail(self, offset: int, message: str) -> InputFileError:
+        line, col = self.where(offset)
+        return InputFileError(
+            f"{self.display}:{line}:{col}: invalid JSON: {message}. Fix the file, or set "
+            "`lenient: true` on this source to keep the records that parse and reject the rest "
+            "with reason=parse_error."
+        )
+
+    def note(self, offset: int, message: str) -> None:
+        line, col = self.where(offset)
+        self.warnings.append(f"{self.display}:{line}:{col}: {message}")
+
+    # Elements ----------------------------------------------------------------
+    def items(self) -> Iterator[Item]:
+        surrogates = _Surrogates()
+        self.skip_ws()
+        self.pos += 1  # the opening "[" (checked by the caller)
+        row = 0
+        after_value = False
+        while True:
+            if not self.skip_ws():
+                if not self.lenient:
+                    raise self.fail(self.pos, "the file ends before the closing ']'")
+                self.note(self.pos, "file ends before the closing ']'")
+                break
+            char = self.buf[self.pos]
+            if char == "]":
+                self.pos += 1
+                if self.skip_ws():
+                    if not self.lenient:
+                        raise self.fail(self.pos, "Extra data after the closing ']'")
+                    self.note(self.pos, "data after the closing ']' ignored")
+                break
+            if char == ",":
+                closing = self._comma_before_end()
+                if not after_value or closing >= 0:
+                    if not self.lenient:
+                        raise self.fail(closing if closing >= 0 else self.pos, "Expecting value")
+                    self.note(
+                        self.pos,
+                        "trailing comma before ']' ignored"
+                        if closing >= 0
+                        else "extra comma ignored",
+                    )
+                self.pos += 1
+                after_value = False
+                continue
+            if after_value:
+                if not self.lenient:
+                    raise self.fail(self.pos, "Expecting ',' delimiter")
+                self.note(self.pos, "missing comma between elements")
+            item = self._element(row, surrogates)
+            yield item
+            row += 1
+            # After a recovered broken element the reader stands at the next element's start.
+            after_value = not self.resynced
+            self.resynced = False
+        surrogates.warn(self.display, self.warnings)
+
+    def _comma_before_end(self) -> int:
+        """Where the ``]`` is when the comma at ``pos`` is followed only by whitespace and ``]``;
+        -1 otherwise."""
+        probe = self.pos + 1
+        while True:
+            probe = _WHITESPACE.match(self.buf, probe).end()  # type: ignore[union-attr]
+            if probe < len(self.buf):
+                return probe if self.buf[probe] == "]" else -1
+            shift = self.pos
+            if not self.fill():
+                return -1
+            probe -= shift
+
+    def _element(self, row: int, surrogates: _Surrogates) -> Item:
+        start = self.pos
+        line = self.line_at(start)
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if not self.eof and len(self.buf) - self.pos <= self.max_chars:
+                    self._grow()
+                    continue
+                return self._broken(row, line, exc)
+            except RecursionError:
+                raise self.fail(self.pos, "JSON nested too deeply to parse") from None
+            except ValueError as exc:  # NaN, a huge integer, a key given twice
+                return self._refused(row, line, exc)
+            if end == len(self.buf) and not self.eof:  # a number may go on in the next chunk
+                self._grow()
+                continue
+            text = self.buf[self.pos : end]
+            self.pos = end
+            return Item(row, line, surrogates.clean(text, value))
+
+    def _grow(self) -> None:
+        """More text for an element that does not end in the buffer (doubling, so that a long
+        element is retried a logarithmic number of times)."""
+        target = 2 * max(len(self.buf) - self.pos, 1)
+        while len(self.buf) - self.pos < target and self.fill():
+            pass
+
+    def _refused(self, row: int, line: int, exc: ValueError) -> Item:
+        try:
+            _, end = _SKIPPER.raw_decode(self.buf, self.pos)
+        except (ValueError, RecursionError):
+            raise self.fail(self.pos, str(exc)) from None
+        raw = self.buf[self.pos : end]
+        self.pos = end
+        return Item(row, line, None, _value_error(exc), raw)
+
+    def _broken(self, row: int, line: int, exc: json.JSONDecodeError) -> Item:
+        if len(self.buf) - self.pos > self.max_chars:
+            message = f"an element of over {self.max_chars} characters (max_record_bytes)"
+        else:
+            message = exc.msg
+        if not self.lenient:
+            raise self.fail(exc.pos if exc.pos < len(self.buf) else self.pos, message)
+        eline, ecol = self.where(min(exc.pos, len(self.buf)))
+        # Resynchronise at the next line that opens an object.
+        scan = min(exc.pos, len(self.buf))
+        while True:
+            probe = self.buf.find("\n", scan)
+            if probe >= 0:
+                nxt = _WHITESPACE.match(self.buf, probe).end()  # type: ignore[union-attr]
+                if nxt < len(self.buf) and self.buf[nxt] == "{":
+                    break
+                if nxt < len(self.buf):
+                    scan = probe + 1
+                    continue
+            old_len, shift = len(self.buf), self.pos
+            if not self.fill():
+                probe = len(self.buf)
+                break
+            scan = (probe if probe >= 0 else old_len) - shift
+        raw = self.buf[self.pos : probe]
+        self.pos = probe
+        self.resynced = True
+        return Item(
+            row,
+            line,
+            None,
+            RowError("parse_error", f"invalid JSON at line {eline}, column {ecol}: {message}"),
+            raw[:MAX_RAW_CHARS],
+        )
+
+
+def _array_batches(
+    texts: Iterator[str], display: str, lenient: bool, limits: Limits, warnings: list[str]
+) -> Iterator[ParsedFile]:
+    reader = _ArrayReader(texts, display, lenient, limits.max_record_bytes, warnings)
+    return _batched(reader.items(), limits.batch_rows)
+
+
+# --------------------------------------------------------------------------- parquet
+
+
+def _parquet_batches(path: Path, display: str, limits: Limits) -> Iterator[ParsedFile]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(f"{display}: not a readable parquet file ({exc})") from exc
+    row = 0
+    try:
+        for batch in reader.iter_batches(batch_size=limits.batch_rows):
+            values = batch.to_pylist()
+            yield ParsedFile("records", [], values=values, first_row=row)
+            row += len(values)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(f"{display}: parquet read failed after {row} rows ({exc})") from exc
 
 
 def sample_keys(items: Sequence[Item], limit: int = 50) -> set[str]:

@@ -7,7 +7,8 @@ which format was used. ``format="auto"`` picks the format from the fields and sa
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,19 @@ import pyarrow.compute as pc
 
 from curate.errors import InputFileError, UnknownFormatError
 from curate.ingest.builder import RowBuilder, iter_dict_items
-from curate.ingest.files import data_suffix, is_hf_disk_dir
+from curate.ingest.files import DATA_SUFFIXES, data_suffix, file_fingerprint, is_hf_disk_dir
 from curate.ingest.format import TEXT_FIELDS, Column, Format, formats
 from curate.ingest.formats.hf_disk import dataset_rows
-from curate.ingest.parse import Item, ParsedFile, ReadContext, RowError, parse_file, sample_keys
+from curate.ingest.parse import (
+    Item,
+    Limits,
+    ParsedFile,
+    ParsedStream,
+    ReadContext,
+    RowError,
+    open_parsed,
+    sample_keys,
+)
 from curate.records import empty_records, empty_rejects, encode_meta
 
 FAMILIES: dict[str, Format] = formats()
@@ -76,6 +86,208 @@ def detect_family(keys: set[str], display: str) -> str:
     )
 
 
+class FileReader:
+    """One file read batch by batch: iterate :meth:`chunks` once for (records, rejects) tables.
+
+    Memory is bounded by ``limits.batch_rows`` whatever the file's size. After the chunks:
+    ``rows_read``, ``warnings`` and :meth:`fingerprint` (of the bytes actually read).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        source: str,
+        display: str | None = None,
+        format: str = "auto",
+        license: str | None = None,
+        fields: dict[str, str] | None = None,
+        strict: bool = False,
+        lenient_json: bool = False,
+        with_ids: bool = True,
+        limits: Limits | None = None,
+    ) -> None:
+        self.path = path
+        self.display = display or str(path)
+        if format not in FORMAT_NAMES:
+            raise UnknownFormatError(
+                f"{self.display}: unknown format {format!r}; expected one of {', '.join(FORMAT_NAMES)}"
+            )
+        self.ctx = ReadContext(
+            source,
+            self.display,
+            format,
+            license,
+            dict(fields or {}),
+            strict,
+            lenient_json,
+            with_ids,
+        )
+        self.requested = format
+        self.format = format
+        self.detected = format == "auto"
+        self.limits = limits or Limits()
+        self.rows_read = 0
+        self.warnings: list[str] = []
+        # How sure auto-detection was: share of the sampled rows that fit the chosen format.
+        self.confidence: float | None = None
+        self.sampled = 0
+        self._parsed: ParsedStream | None = None
+
+    def fingerprint(self) -> dict[str, object]:
+        if self._parsed is None:
+            return file_fingerprint(self.path)
+        return self._parsed.fingerprint()
+
+    def chunks(self) -> Iterator[tuple[pa.Table, pa.Table]]:
+        path, display, ctx, format = self.path, self.display, self.ctx, self.requested
+        if format == "hf_disk" or (format == "auto" and is_hf_disk_dir(path)):
+            result = _read_row_groups(_of_kind("hf").load_rows(path), ctx, hf_format="hf_disk")
+            self.format, self.detected = result.format, True
+            yield self._count(result.records, result.rejects)
+            return
+        if path.is_dir():
+            raise InputFileError(f"{display}: is a directory but not a saved `datasets` dataset")
+        parsed = open_parsed(path, display, self.ctx.lenient_json, self.limits)
+        self._parsed = parsed
+        if parsed.kind == "tsv":
+            yield from self._tsv(parsed)
+        elif parsed.kind == "document":
+            yield self._document(parsed)
+        else:
+            yield from self._records(parsed)
+        self.warnings.extend(parsed.warnings)
+
+    def _count(self, records: pa.Table, rejects: pa.Table) -> tuple[pa.Table, pa.Table]:
+        self.rows_read += records.num_rows + rejects.num_rows
+        return records, rejects
+
+    def _tsv(self, parsed: ParsedStream) -> Iterator[tuple[pa.Table, pa.Table]]:
+        tsv = _of_kind("tsv")
+        if self.requested not in ("auto", tsv.name):
+            raise UnknownFormatError(
+                f"{self.display}: a .tsv file can only be read as {tsv.name}, not {self.requested!r}"
+            )
+        self.format = self.ctx.format = tsv.name
+        for batch in parsed.batches:
+            builder = RowBuilder(self.ctx)
+            _convert_tsv(batch, tsv, self.ctx, builder)
+            yield self._count(builder.records(), builder.rejects())
+
+    def _document(self, parsed: ParsedStream) -> tuple[pa.Table, pa.Table]:
+        keys = set(parsed.document)
+        format = self.requested
+        if format == "auto":
+            document = _of_kind("document")
+            if not document.matches(keys):
+                raise UnknownFormatError(
+                    f"{self.display}: a single JSON object with fields {sorted(keys)[:12]} is not a known format "
+                    "(a Super-NaturalInstructions task has 'Definition' and 'Instances')"
+                )
+            format = document.name
+        if FAMILIES[format].kind != "document":
+            raise UnknownFormatError(
+                f"{self.display}: a single JSON object can only be read as niv2, not {format!r}"
+            )
+        self.format = self.ctx.format = format
+        builder = RowBuilder(self.ctx)
+        try:
+            FAMILIES[format].read_document(parsed.document, self.ctx, builder)
+        except RowError as error:
+            builder.reject(Item(0, None, parsed.document), error)
+        return self._count(builder.records(), builder.rejects())
+
+    def _records(self, parsed: ParsedStream) -> Iterator[tuple[pa.Table, pa.Table]]:
+        format = self.requested
+        mapping = _MappingCheck(self.ctx, self.display)
+        family: Format | None = None
+        for batch in parsed.batches:
+            if family is None:
+                if format == "auto":
+                    format = self._detect(batch)
+                elif FAMILIES[format].kind != "records":
+                    raise UnknownFormatError(
+                        f"{self.display}: format {format!r} does not match a JSON array / JSON Lines file"
+                    )
+                self.format = self.ctx.format = format
+                family = FAMILIES[format]
+            mapping.see(batch)
+            builder = RowBuilder(self.ctx)
+            _convert_items(batch, family, self.ctx, builder, check_family=self.detected)
+            yield self._count(builder.records(), builder.rejects())
+        if family is None:  # an empty file
+            self.format = self.ctx.format = "alpaca" if format == "auto" else format
+        mapping.finish()
+
+    def _detect(self, batch: ParsedFile) -> str:
+        """The family most of the first rows fit (each row votes for the first family it matches,
+        in detection order); rows of another family are rejected later, not the whole file."""
+        votes: Counter[str] = Counter()
+        dict_rows = [v for v in _sample_values(batch, _DETECT_ROWS) if isinstance(v, dict)]
+        for value in dict_rows:
+            keys = set(value)
+            votes[next((f.name for f in RECORD_FAMILIES if f.matches(keys)), "")] += 1
+        votes.pop("", None)
+        if not votes:
+            return detect_family(sample_keys(_head(batch)), self.display) if dict_rows else "alpaca"
+        order = {f.name: i for i, f in enumerate(RECORD_FAMILIES)}
+        winner = max(votes, key=lambda name: (votes[name], -order[name]))
+        family = FAMILIES[winner]
+        preference = sum(1 for v in dict_rows if _is_preference(set(v)))
+        if preference * 2 > len(dict_rows):
+            detect_family(sample_keys(_head(batch)), self.display)  # raises SkippedFile
+        fit = sum(1 for v in dict_rows if family.matches(set(v)))
+        self.sampled = len(dict_rows)
+        self.confidence = round(fit / len(dict_rows), 4)
+        return winner
+
+
+_HEAD_ROWS = 50
+_DETECT_ROWS = 1000
+
+
+def _sample_values(batch: ParsedFile, limit: int) -> list[Any]:
+    if batch.values is not None and not batch.items:
+        return batch.values[:limit]
+    return [item.value for item in batch.items[:limit]]
+
+
+def _head(batch: ParsedFile) -> list[Item]:
+    """The first rows of a batch as Items (a cleanly parsed batch builds Items for these only)."""
+    if batch.values is not None and not batch.items:
+        return [Item(batch.first_row + i, None, v) for i, v in enumerate(batch.values[:_HEAD_ROWS])]
+    return batch.items[:_HEAD_ROWS]
+
+
+class _MappingCheck:
+    """A ``fields:`` mapping that names a column no row has is a mistake (a typo), not a request
+    to fall back on the default column: refuse it, naming the columns the rows do have. Checked
+    on the first rows, and on later batches only while a mapped column is still unseen."""
+
+    def __init__(self, ctx: ReadContext, display: str) -> None:
+        self.display = display
+        self.missing = {k: v for k, v in ctx.fields.items() if k}
+        self.seen: set[str] = set()
+
+    def see(self, batch: ParsedFile) -> None:
+        if not self.missing:
+            return
+        for value in _sample_values(batch, len(batch)):
+            if isinstance(value, dict):
+                self.seen.update(value)
+                self.missing = {k: v for k, v in self.missing.items() if v not in self.seen}
+                if not self.missing:
+                    return
+
+    def finish(self) -> None:
+        if self.missing and self.seen:
+            named = ", ".join(f"{k}: {v}" for k, v in sorted(self.missing.items()))
+            raise InputFileError(
+                f"{self.display}: fields: {{{named}}} names a column no row has; the rows have "
+                f"{sorted(self.seen)[:20]}"
+            )
+
+
 def read_file(
     path: Path,
     *,
@@ -87,108 +299,49 @@ def read_file(
     strict: bool = False,
     lenient_json: bool = False,
     with_ids: bool = True,
+    limits: Limits | None = None,
 ) -> FileResult:
-    """Read one data file (or saved dataset directory) into records + rejects.
+    """Read one data file (or saved dataset directory) whole into records + rejects.
 
-    ``with_ids=False`` leaves ``id`` empty for a caller that recomputes it right away.
+    ``with_ids=False`` leaves ``id`` empty for a caller that recomputes it right away. For files
+    larger than memory, iterate :class:`FileReader` instead.
     """
-    display = display or str(path)
-    ctx = ReadContext(
-        source, display, format, license, dict(fields or {}), strict, lenient_json, with_ids
+    reader = FileReader(
+        path,
+        source=source,
+        display=display,
+        format=format,
+        license=license,
+        fields=fields,
+        strict=strict,
+        lenient_json=lenient_json,
+        with_ids=with_ids,
+        limits=limits,
     )
-    if format not in FORMAT_NAMES:
-        raise UnknownFormatError(
-            f"{display}: unknown format {format!r}; expected one of {', '.join(FORMAT_NAMES)}"
-        )
-    if format == "hf_disk" or (format == "auto" and is_hf_disk_dir(path)):
-        rows = _of_kind("hf").load_rows(path)
-        return _read_row_groups(rows, ctx, hf_format="hf_disk")
-    if path.is_dir():
-        raise InputFileError(f"{display}: is a directory but not a saved `datasets` dataset")
-    parsed = parse_file(path, display, lenient_json=lenient_json)
-    detected = format == "auto"
-    if parsed.kind == "tsv":
-        tsv = _of_kind("tsv")
-        if format not in ("auto", tsv.name):
-            raise UnknownFormatError(
-                f"{display}: a .tsv file can only be read as {tsv.name}, not {format!r}"
-            )
-        ctx.format = tsv.name
-        return _read_tsv(parsed, tsv, ctx, detected)
-    if parsed.kind == "document":
-        keys = set(parsed.document)
-        if format == "auto":
-            document = _of_kind("document")
-            if not document.matches(keys):
-                raise UnknownFormatError(
-                    f"{display}: a single JSON object with fields {sorted(keys)[:12]} is not a known format "
-                    "(a Super-NaturalInstructions task has 'Definition' and 'Instances')"
-                )
-            format = document.name
-        if FAMILIES[format].kind != "document":
-            raise UnknownFormatError(
-                f"{display}: a single JSON object can only be read as niv2, not {format!r}"
-            )
-        ctx.format = format
-        builder = RowBuilder(ctx)
-        try:
-            FAMILIES[format].read_document(parsed.document, ctx, builder)
-        except RowError as error:
-            builder.reject(Item(0, None, parsed.document), error)
-        return FileResult(
-            display, format, builder.records(), builder.rejects(), detected, parsed.warnings
-        )
-    if format == "auto":
-        items = _head(parsed)
-        format = detect_family(sample_keys(items), display) if items else "alpaca"
-    elif FAMILIES[format].kind != "records":
-        raise UnknownFormatError(
-            f"{display}: format {format!r} does not match a JSON array / JSON Lines file"
-        )
-    ctx.format = format
-    _check_mapping(parsed, ctx, display)
-    builder = RowBuilder(ctx)
-    _convert_items(parsed, FAMILIES[format], ctx, builder)
+    records: list[pa.Table] = []
+    rejects: list[pa.Table] = []
+    for got, refused in reader.chunks():
+        records.append(got)
+        rejects.append(refused)
     return FileResult(
-        display, format, builder.records(), builder.rejects(), detected, parsed.warnings
+        reader.display,
+        reader.format,
+        pa.concat_tables(records) if records else empty_records(),
+        pa.concat_tables(rejects) if rejects else empty_rejects(),
+        reader.detected,
+        reader.warnings,
     )
-
-
-_HEAD_ROWS = 50
-
-
-def _head(parsed: ParsedFile) -> list[Item]:
-    """The first rows of a records file, for format detection and the mapping check (a cleanly
-    parsed JSON array builds Items for these only)."""
-    if parsed.values is None:
-        return parsed.items[:_HEAD_ROWS]
-    return [Item(i, None, v) for i, v in enumerate(parsed.values[:_HEAD_ROWS])]
-
-
-def _check_mapping(parsed: ParsedFile, ctx: ReadContext, display: str) -> None:
-    """A ``fields:`` mapping that names a column no row has is a mistake (a typo), not a request
-    to fall back on the default column: refuse it, naming the columns the rows do have."""
-    if not ctx.fields:
-        return
-    seen = sample_keys(_head(parsed))
-    missing = {k: v for k, v in ctx.fields.items() if v not in seen}
-    if missing:  # rare: only when the first rows lack a mapped column
-        rows = parsed.values if parsed.values is not None else [i.value for i in parsed.items]
-        for value in rows[_HEAD_ROWS:]:
-            if isinstance(value, dict):
-                seen.update(value)
-        missing = {k: v for k, v in missing.items() if v not in seen}
-    if missing:
-        named = ", ".join(f"{k}: {v}" for k, v in sorted(missing.items()))
-        raise InputFileError(
-            f"{display}: fields: {{{named}}} names a column no row has; the rows have "
-            f"{sorted(seen)[:20]}"
-        )
 
 
 def _convert_items(
-    parsed: ParsedFile, family: Format, ctx: ReadContext, builder: RowBuilder
+    parsed: ParsedFile,
+    family: Format,
+    ctx: ReadContext,
+    builder: RowBuilder,
+    check_family: bool = False,
 ) -> None:
+    if check_family:
+        parsed = _reject_other_families(parsed, family, builder)
     if family.columns and _convert_columnar(parsed, family.columns, ctx, builder):
         return
     extras = [(name, ctx.fields[name]) for name in _MAPPABLE_EXTRAS if name in ctx.fields]
@@ -205,6 +358,37 @@ def _convert_items(
             builder.reject(item, error)
 
 
+def _reject_other_families(parsed: ParsedFile, family: Format, builder: RowBuilder) -> ParsedFile:
+    """Rows that do not fit the detected family but fit another one are rejected as
+    ``format_mismatch`` naming that family (one stray ShareGPT row in an Alpaca file is one
+    reject, not a file read with the wrong format)."""
+    values = _sample_values(parsed, len(parsed))
+    odd = [i for i, v in enumerate(values) if isinstance(v, dict) and not family.matches(set(v))]
+    if not odd:
+        return parsed
+    items = parsed.all_items()
+    kept: list[Item] = []
+    strays = set(odd)
+    for index, item in enumerate(items):
+        other = (
+            next((f for f in RECORD_FAMILIES if f.matches(set(item.value))), None)
+            if index in strays
+            else None
+        )
+        if other is None:
+            kept.append(item)
+            continue
+        builder.reject(
+            item,
+            RowError(
+                "format_mismatch",
+                f"this row looks like {other.name} (fields {sorted(item.value)[:8]}); "
+                f"the file was detected as {family.name}",
+            ),
+        )
+    return ParsedFile(parsed.kind, kept, first_row=parsed.first_row)
+
+
 def _convert_columnar(
     parsed: ParsedFile,
     spec: Mapping[str, Column],
@@ -218,9 +402,13 @@ def _convert_columnar(
     """
     good_rows: list[int]
     bad: list[Item] = []
-    if parsed.values is not None and all(type(v) is dict for v in parsed.values):
+    if (
+        parsed.values is not None
+        and not parsed.items
+        and all(type(v) is dict for v in parsed.values)
+    ):
         values = parsed.values
-        good_rows = list(range(len(values)))
+        good_rows = list(range(parsed.first_row, parsed.first_row + len(values)))
     else:
         good: list[Item] = []
         for item in parsed.all_items():
@@ -306,8 +494,7 @@ def _convert_columnar(
     return True
 
 
-def _read_tsv(parsed: ParsedFile, tsv: Format, ctx: ReadContext, detected: bool) -> FileResult:
-    builder = RowBuilder(ctx)
+def _convert_tsv(parsed: ParsedFile, tsv: Format, ctx: ReadContext, builder: RowBuilder) -> None:
     for item in parsed.items:
         if item.error is not None:
             builder.reject(item, item.error)
@@ -318,9 +505,6 @@ def _read_tsv(parsed: ParsedFile, tsv: Format, ctx: ReadContext, detected: bool)
             item.raw = "\t".join(item.value)
             item.value = None
             builder.reject(item, error)
-    return FileResult(
-        ctx.file, tsv.name, builder.records(), builder.rejects(), detected, parsed.warnings
-    )
 
 
 def _read_row_groups(
@@ -370,12 +554,13 @@ def read_dataset(
 
 
 def guess_is_data(path: Path) -> bool:
-    return is_hf_disk_dir(path) or data_suffix(path) in (".json", ".jsonl", ".ndjson", ".tsv")
+    return is_hf_disk_dir(path) or data_suffix(path) in DATA_SUFFIXES
 
 
 __all__ = [
     "FAMILIES",
     "FORMAT_NAMES",
+    "FileReader",
     "FileResult",
     "SkippedFile",
     "detect_family",

@@ -15,10 +15,13 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.errors import InputFileError
-from curate.ingest import FORMAT_NAMES, FileResult, SkippedFile, read_dataset, read_file
+from curate.ingest import FORMAT_NAMES, FileResult, SkippedFile, read_dataset
 from curate.ingest.files import expand_paths, file_fingerprint
+from curate.ingest.parse import MAX_RECORD_BYTES, Limits
+from curate.ingest.read import FileReader
 
 Log = Callable[[str], None]
+Sink = Callable[[pa.Table], None]
 
 
 def _quiet(_: str) -> None:
@@ -48,7 +51,15 @@ class SourceConfig(BaseModel):
         default_factory=dict, description="schema field <- source column"
     )
     lenient: bool = Field(
-        False, description="Recover records from a broken JSON array; reject the rest."
+        False,
+        description="Recover records from a broken JSON array (read whole, up to 512 MiB); "
+        "reject the rest.",
+    )
+    max_record_bytes: int = Field(
+        MAX_RECORD_BYTES,
+        gt=0,
+        description="A row (line, or JSON array element) longer than this is rejected as "
+        "record_too_large without being parsed.",
     )
 
     @field_validator("format")
@@ -131,9 +142,19 @@ def read_source(
     batch_size: int = 100_000,
     with_ids: bool = True,
     log: Log = _quiet,
+    on_records: Sink | None = None,
+    on_rejects: Sink | None = None,
 ) -> SourceData:
-    """Read every file of a source. Unknown/missing files raise; bad rows become rejects."""
+    """Read every file of a source. Unknown/missing files raise; bad rows become rejects.
+
+    With ``on_records`` / ``on_rejects``, each table is handed over as soon as it is read and not
+    kept: memory stays bounded by ``batch_size`` rows whatever the files' size. Without them the
+    tables are collected in the returned ``SourceData``. Record tables hold exactly
+    ``batch_size`` rows except the last of each file.
+    """
     data = SourceData(config)
+    keep_records = on_records or data.batches.append
+    keep_rejects = on_rejects or data.rejects.append
     files, skipped = source_files(config, base_dir)
     for path in skipped:
         data.skipped.append(
@@ -143,30 +164,84 @@ def read_source(
         raise InputFileError(
             f"source {config.name!r}: no data files under {', '.join(config.paths)}"
         )
+    limits = Limits(batch_rows=batch_size, max_record_bytes=config.max_record_bytes)
     for path in files:
         display = _display_path(path)
+        reader = FileReader(
+            path,
+            source=config.name,
+            display=display,
+            format=config.format,
+            license=config.license,
+            fields=config.fields,
+            strict=strict,
+            lenient_json=config.lenient,
+            with_ids=with_ids,
+            limits=limits,
+        )
+        pending = _Rebatcher(batch_size, keep_records)
+        kept = rejected = 0
         try:
-            result = read_file(
-                path,
-                source=config.name,
-                display=display,
-                format=config.format,
-                license=config.license,
-                fields=config.fields,
-                strict=strict,
-                lenient_json=config.lenient,
-                with_ids=with_ids,
-            )
+            for records, rejects in reader.chunks():
+                kept += records.num_rows
+                rejected += rejects.num_rows
+                pending.add(records)
+                if rejects.num_rows:
+                    keep_rejects(rejects)
         except SkippedFile as skip:
             data.skipped.append({"path": display, "reason": str(skip)})
             log(f"skip {display}: {skip}")
             continue
-        _collect(data, result, path, batch_size)
-        how = "detected" if result.detected else "given"
-        log(
-            f"read {display}: {result.format} ({how}), {result.records.num_rows} rows, {result.rejects.num_rows} rejected"
+        pending.flush()
+        entry: dict[str, Any] = {
+            "path": display,
+            "format": reader.format,
+            "format_detected": reader.detected,
+        }
+        if reader.confidence is not None:
+            entry["format_confidence"] = reader.confidence
+            entry["format_rows_sampled"] = reader.sampled
+        data.files.append(
+            {
+                **entry,
+                **reader.fingerprint(),
+                "rows_read": reader.rows_read,
+                "rows_rejected_at_ingest": rejected,
+            }
         )
+        data.warnings.extend(reader.warnings)
+        how = "detected" if reader.detected else "given"
+        log(f"read {display}: {reader.format} ({how}), {kept} rows, {rejected} rejected")
     return data
+
+
+class _Rebatcher:
+    """Record tables cut into ``size``-row tables (the ingest shards), whatever the sizes read."""
+
+    def __init__(self, size: int, emit: Sink) -> None:
+        self.size = size
+        self.emit = emit
+        self.parts: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        self.parts.append(table)
+        self.rows += table.num_rows
+        if self.rows >= self.size:
+            whole = pa.concat_tables(self.parts)
+            cut = (whole.num_rows // self.size) * self.size
+            for start in range(0, cut, self.size):
+                self.emit(whole.slice(start, self.size))
+            rest = whole.slice(cut)
+            self.parts = [rest] if rest.num_rows else []
+            self.rows = rest.num_rows
+
+    def flush(self) -> None:
+        if self.rows:
+            self.emit(pa.concat_tables(self.parts))
+        self.parts, self.rows = [], 0
 
 
 def _collect(data: SourceData, result: FileResult, path: Path | None, batch_size: int) -> None:
