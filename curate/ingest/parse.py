@@ -314,7 +314,8 @@ def _check_encoding(first: bytes, display: str, compressed: bool) -> None:
     head = first[:4096]
     if b"\x00" in head:
         odd, even = head[1::2].count(0), head[0::2].count(0)
-        if max(odd, even) > len(head) // 4:
+        # ASCII as UTF-16: a NUL in every other byte, almost none in the others.
+        if max(odd, even) > len(head) // 4 and min(odd, even) < len(head) // 40:
             raise InputFileError(
                 f"{display}: UTF-16 text detected (no byte-order mark); re-encode the file as UTF-8"
             )
