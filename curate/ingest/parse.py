@@ -154,6 +154,8 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_c
 _SKIPPER = json.JSONDecoder(parse_int=len, parse_constant=lambda _: None)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
+# Between two elements of an array: a comma, and the start of the next element (not a "]").
+_NEXT_ELEMENT = re.compile(r"[ \t\r\n]*,[ \t\r\n]*(?=[^ \t\r\n,\]])")
 
 
 def _fix_surrogates(value: Any) -> Any:
@@ -218,7 +220,7 @@ def open_parsed(
         return ParsedStream(
             "records", "parquet", _parquet_batches(path, display, limits), [], path=path
         )
-    stream = DataStream(path, display)
+    stream = DataStream(path, display, lenient=lenient_json)
     chunks = stream.chunks()
     first = b""
     for first in chunks:
@@ -418,75 +420,109 @@ def _as_parsed(batch: list[Item], kind: str) -> ParsedFile:
     return ParsedFile(kind, batch, first_row=first_row)
 
 
+class _LineParser:
+    """One JSON Lines row: the C scanner directly for a clean line, the full decoder (for its
+    messages) for anything else."""
+
+    def __init__(self, display: str, warnings: list[str]) -> None:
+        self.display = display
+        self.warnings = warnings
+        self.surrogates = _Surrogates()
+        self.trailing_commas = 0
+        self._scan = _DECODER.scan_once  # type: ignore[attr-defined]
+
+    def parse(self, row: int, line_no: int, raw: bytes) -> Any:
+        """The row's value, or an ``Item`` carrying its error."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            detail = f"not valid UTF-8 at byte {exc.start} of the line"
+            return Item(
+                row,
+                line_no,
+                None,
+                RowError("encoding_error", detail),
+                raw.decode("utf-8", errors="replace"),
+            )
+        try:
+            value, end = self._scan(text, 0)
+            if end != len(text):
+                raise ValueError("more after the value")
+        except (StopIteration, ValueError, RecursionError):
+            return self._slow(row, line_no, text)
+        if "\\u" in text:
+            value = self.surrogates.clean(text, value)
+        return value
+
+    def _slow(self, row: int, line_no: int, text: str) -> Any:
+        decode = _DECODER.decode
+        try:
+            value = decode(text)
+        except json.JSONDecodeError as exc:
+            stripped = text.rstrip()
+            if exc.msg == "Extra data" and stripped.endswith(","):
+                try:  # `{...},` on every line: an array printed without its brackets
+                    value = decode(stripped[:-1])
+                except ValueError:
+                    pass
+                else:
+                    self.trailing_commas += 1
+                    return self.surrogates.clean(text, value)
+            detail = f"invalid JSON at column {exc.colno}: {exc.msg}"
+            return Item(row, line_no, None, RowError("parse_error", detail), text)
+        except RecursionError:
+            error = RowError("parse_error", "JSON nested too deeply")
+            return Item(row, line_no, None, error, text[:MAX_RAW_CHARS])
+        except ValueError as exc:
+            return Item(row, line_no, None, _value_error(exc), text)
+        return self.surrogates.clean(text, value)
+
+    def finish(self) -> None:
+        self.surrogates.warn(self.display, self.warnings)
+        if self.trailing_commas:
+            self.warnings.append(
+                f"{self.display}: {self.trailing_commas} lines end with a comma after the "
+                "object; ignored"
+            )
+
+
 def _jsonl_batches(
     lines: Iterator[tuple[int, bytes, int]], display: str, limits: Limits, warnings: list[str]
 ) -> Iterator[ParsedFile]:
-    surrogates = _Surrogates()
-    trailing_commas = 0
+    parser = _LineParser(display, warnings)
+    limit = limits.max_record_bytes
+    row = first_row = 0
+    values: list[Any] = []
+    numbers: list[int] = []
+    bad = False
+    for line_no, raw, length in lines:
+        if not raw or (raw[0] in b" \t\r\n" and not raw.strip()):
+            continue
+        if length > limit:
+            value: Any = _too_large(row, line_no, raw, length, limit)
+        else:
+            value = parser.parse(row, line_no, raw)
+        if type(value) is Item:
+            bad = True
+        values.append(value)
+        numbers.append(line_no)
+        row += 1
+        if len(values) >= limits.batch_rows:
+            yield _line_batch(values, numbers, first_row, bad)
+            values, numbers, bad, first_row = [], [], False, row
+    if values:
+        yield _line_batch(values, numbers, first_row, bad)
+    parser.finish()
 
-    def items() -> Iterator[Item]:
-        nonlocal trailing_commas
-        row = 0
-        decode = _DECODER.decode
-        for line_no, raw, length in lines:
-            if not raw.strip():
-                continue
-            if length > limits.max_record_bytes:
-                yield _too_large(row, line_no, raw, length, limits.max_record_bytes)
-                row += 1
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                detail = f"not valid UTF-8 at byte {exc.start} of the line"
-                yield Item(
-                    row,
-                    line_no,
-                    None,
-                    RowError("encoding_error", detail),
-                    raw.decode("utf-8", errors="replace"),
-                )
-                row += 1
-                continue
-            try:
-                value = decode(text)
-            except json.JSONDecodeError as exc:
-                stripped = text.rstrip()
-                value = None
-                if exc.msg == "Extra data" and stripped.endswith(","):
-                    try:  # `{...},` on every line: an array printed without its brackets
-                        value = decode(stripped[:-1])
-                        trailing_commas += 1
-                    except ValueError:
-                        value = None
-                if value is None:
-                    detail = f"invalid JSON at column {exc.colno}: {exc.msg}"
-                    yield Item(row, line_no, None, RowError("parse_error", detail), text)
-                    row += 1
-                    continue
-            except RecursionError:
-                yield Item(
-                    row,
-                    line_no,
-                    None,
-                    RowError("parse_error", "JSON nested too deeply"),
-                    text[:MAX_RAW_CHARS],
-                )
-                row += 1
-                continue
-            except ValueError as exc:
-                yield Item(row, line_no, None, _value_error(exc), text)
-                row += 1
-                continue
-            yield Item(row, line_no, surrogates.clean(text, value))
-            row += 1
-        surrogates.warn(display, warnings)
-        if trailing_commas:
-            warnings.append(
-                f"{display}: {trailing_commas} lines end with a comma after the object; ignored"
-            )
 
-    return _batched(items(), limits.batch_rows)
+def _line_batch(values: list[Any], numbers: list[int], first_row: int, bad: bool) -> ParsedFile:
+    if not bad:
+        return ParsedFile("records", [], values=values, lines=numbers, first_row=first_row)
+    items = [
+        value if type(value) is Item else Item(first_row + i, line_no, value)
+        for i, (line_no, value) in enumerate(zip(numbers, values, strict=True))
+    ]
+    return ParsedFile("records", items, first_row=first_row)
 
 
 def _tsv_batches(
@@ -540,6 +576,7 @@ class _ArrayReader:
         self.line = 1  # line number at self.pos
         self.counted = 0  # buffer offset self.line was counted up to
         self.resynced = False
+        self._scan = _DECODER.scan_once  # type: ignore[attr-defined]
 
     # Buffer management -------------------------------------------------------
     def fill(self) -> bool:
@@ -587,13 +624,21 @@ class _ArrayReader:
         self.warnings.append(f"{self.display}:{line}:{col}: {message}")
 
     # Elements ----------------------------------------------------------------
-    def items(self) -> Iterator[Item]:
+    def batches(self, batch_rows: int) -> Iterator[ParsedFile]:
         surrogates = _Surrogates()
         self.skip_ws()
         self.pos += 1  # the opening "[" (checked by the caller)
-        row = 0
+        row = first_row = 0
+        values: list[Any] = []
+        numbers: list[int] = []
+        bad = False
         after_value = False
         while True:
+            if after_value:  # the common case, in one regex: a comma, then the next element
+                found = _NEXT_ELEMENT.match(self.buf, self.pos)
+                if found is not None:
+                    self.pos = found.end()
+                    after_value = False
             if not self.skip_ws():
                 if not self.lenient:
                     raise self.fail(self.pos, "the file ends before the closing ']'")
@@ -625,12 +670,21 @@ class _ArrayReader:
                 if not self.lenient:
                     raise self.fail(self.pos, "Expecting ',' delimiter")
                 self.note(self.pos, "missing comma between elements")
-            item = self._element(row, surrogates)
-            yield item
+            line = self.line_at(self.pos)
+            value = self._element(row, line, surrogates)
+            if type(value) is Item:
+                bad = True
+            values.append(value)
+            numbers.append(line)
             row += 1
+            if len(values) >= batch_rows:
+                yield _line_batch(values, numbers, first_row, bad)
+                values, numbers, bad, first_row = [], [], False, row
             # After a recovered broken element the reader stands at the next element's start.
             after_value = not self.resynced
             self.resynced = False
+        if values:
+            yield _line_batch(values, numbers, first_row, bad)
         surrogates.warn(self.display, self.warnings)
 
     def _comma_before_end(self) -> int:
@@ -646,12 +700,17 @@ class _ArrayReader:
                 return -1
             probe -= shift
 
-    def _element(self, row: int, surrogates: _Surrogates) -> Item:
-        start = self.pos
-        line = self.line_at(start)
+    def _element(self, row: int, line: int, surrogates: _Surrogates) -> Any:
+        """The element's value, or an ``Item`` carrying its error."""
         while True:
             try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
+                value, end = self._scan(self.buf, self.pos)
+            except StopIteration:
+                error = json.JSONDecodeError("Expecting value", self.buf, self.pos)
+                if not self.eof and len(self.buf) - self.pos <= self.max_chars:
+                    self._grow()
+                    continue
+                return self._broken(row, line, error)
             except json.JSONDecodeError as exc:
                 if not self.eof and len(self.buf) - self.pos <= self.max_chars:
                     self._grow()
@@ -664,9 +723,10 @@ class _ArrayReader:
             if end == len(self.buf) and not self.eof:  # a number may go on in the next chunk
                 self._grow()
                 continue
-            text = self.buf[self.pos : end]
-            self.pos = end
-            return Item(row, line, surrogates.clean(text, value))
+            start, self.pos = self.pos, end
+            if self.buf.find("\\u", start, end) >= 0:
+                return surrogates.clean(self.buf[start:end], value)
+            return value
 
     def _grow(self) -> None:
         """More text for an element that does not end in the buffer (doubling, so that a long
@@ -724,7 +784,7 @@ def _array_batches(
     texts: Iterator[str], display: str, lenient: bool, limits: Limits, warnings: list[str]
 ) -> Iterator[ParsedFile]:
     reader = _ArrayReader(texts, display, lenient, limits.max_record_bytes, warnings)
-    return _batched(reader.items(), limits.batch_rows)
+    return reader.batches(limits.batch_rows)
 
 
 # --------------------------------------------------------------------------- parquet

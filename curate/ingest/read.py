@@ -157,6 +157,14 @@ class FileReader:
         else:
             yield from self._records(parsed)
         self.warnings.extend(parsed.warnings)
+        if parsed.stream is not None and parsed.stream.damage:
+            # lenient: the rows before the damage are in; one reject says the rest is lost.
+            builder = RowBuilder(self.ctx)
+            builder.reject(
+                Item(self.rows_read, None, None),
+                RowError("truncated_input", f"{parsed.stream.damage}; rows after it are lost"),
+            )
+            yield self._count(builder.records(), builder.rejects())
 
     def _count(self, records: pa.Table, rejects: pa.Table) -> tuple[pa.Table, pa.Table]:
         self.rows_read += records.num_rows + rejects.num_rows

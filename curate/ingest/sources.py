@@ -52,8 +52,9 @@ class SourceConfig(BaseModel):
     )
     lenient: bool = Field(
         False,
-        description="Recover records from a broken JSON array (read whole, up to 512 MiB); "
-        "reject the rest.",
+        description="Keep what damaged input still holds, reject the rest: the records of a "
+        "broken JSON array (read whole, up to 512 MiB), the rows before the cut of a truncated "
+        ".gz / .zst (plus a truncated_input reject).",
     )
     max_record_bytes: int = Field(
         MAX_RECORD_BYTES,

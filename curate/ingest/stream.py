@@ -73,6 +73,14 @@ class _HashingReader:
         return True
 
 
+class _Damaged(Exception):
+    """A compressed stream that is cut or corrupt (raised as its error unless lenient)."""
+
+    def __init__(self, error: InputFileError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class DataStream:
     """One input file, decompressed (.gz / .zst) as it is read.
 
@@ -80,9 +88,13 @@ class DataStream:
     read, and the file is checked to be the one that was opened, unchanged.
     """
 
-    def __init__(self, path: Path, display: str) -> None:
+    def __init__(self, path: Path, display: str, lenient: bool = False) -> None:
         self.path = path
         self.display = display
+        # lenient: a cut or corrupt compressed stream ends the data where the damage starts and
+        # is described here, instead of raising.
+        self.lenient = lenient
+        self.damage: str | None = None
         self._stat = check_regular(path, display)
         try:
             self._handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in chunks()
@@ -103,9 +115,14 @@ class DataStream:
                 pieces = self._zstd()
             else:
                 pieces = iter(lambda: self._raw.read(size), b"")
-            for piece in pieces:
-                self.decompressed += len(piece)
-                yield piece
+            try:
+                for piece in pieces:
+                    self.decompressed += len(piece)
+                    yield piece
+            except _Damaged as damaged:
+                if not self.lenient:
+                    raise damaged.error from damaged.__cause__
+                self.damage = str(damaged.error)
             self._check_unchanged()
         finally:
             self._handle.close()
@@ -114,13 +131,15 @@ class DataStream:
         reader = gzip.GzipFile(fileobj=self._raw, mode="rb")  # type: ignore[call-overload]
         while True:
             try:
-                piece = reader.read(size)
+                piece = reader.read1(size)  # read() would drop what it had at a cut
             except EOFError as exc:  # the stream ends inside a member: a cut file
-                raise self._truncated("gzip") from exc
+                raise _Damaged(self._truncated("gzip")) from exc
             except (OSError, zlib.error) as exc:
-                raise InputFileError(
-                    f"{self.display}: cannot decompress gzip after {self.decompressed} bytes "
-                    f"({exc or type(exc).__name__})"
+                raise _Damaged(
+                    InputFileError(
+                        f"{self.display}: cannot decompress gzip after {self.decompressed} "
+                        f"bytes ({exc or type(exc).__name__})"
+                    )
                 ) from exc
             if not piece:
                 return
@@ -140,9 +159,11 @@ class DataStream:
                 try:
                     out = frame.decompress(data)
                 except zstandard.ZstdError as exc:
-                    raise InputFileError(
-                        f"{self.display}: cannot decompress zstd after {self.decompressed} bytes "
-                        f"({exc or type(exc).__name__})"
+                    raise _Damaged(
+                        InputFileError(
+                            f"{self.display}: cannot decompress zstd after {self.decompressed} "
+                            f"bytes ({exc or type(exc).__name__})"
+                        )
                     ) from exc
                 started = True
                 if out:
@@ -154,7 +175,7 @@ class DataStream:
                 else:
                     data = b""
         if started:
-            raise self._truncated("zstd")
+            raise _Damaged(self._truncated("zstd"))
 
     def _truncated(self, kind: str) -> InputFileError:
         return InputFileError(

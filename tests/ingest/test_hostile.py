@@ -257,6 +257,20 @@ def test_truncated_gzip_and_zstd_are_errors_naming_how_far_they_got(tmp_path: Pa
         assert "decompressed bytes; the rest of the data is missing" in message
 
 
+def test_lenient_keeps_the_rows_before_a_cut_and_says_the_rest_is_lost(tmp_path: Path) -> None:
+    data = lines(*({**ROW, "instruction": f"q{i}"} for i in range(5000))).encode()
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(gzip.compress(data)[: len(gzip.compress(data)) // 2])
+    got = outcome_of(path, lenient_json=True)
+    assert 0 < got["kept"] < 5000
+    # The line cut in half, then the reject for everything after the cut.
+    assert got["reasons"] == ["parse_error", "truncated_input"]
+    assert (
+        "truncated gzip stream" in got["details"][1]
+        and "rows after it are lost" in got["details"][1]
+    )
+
+
 def test_truncated_json_array_is_an_error_or_the_rows_before_it_when_lenient(
     tmp_path: Path,
 ) -> None:
