@@ -285,7 +285,9 @@ def test_truncated_zstd_is_an_error_not_a_silent_loss(tmp_path: Path) -> None:
             read_file(cut_path, source="t")
     garbage = tmp_path / "garbage.jsonl.zst"
     garbage.write_bytes(b"not zstd at all")
-    with pytest.raises(InputFileError, match=r"garbage\.jsonl\.zst: cannot decompress zstd after 0 bytes \(\S"):
+    with pytest.raises(
+        InputFileError, match=r"garbage\.jsonl\.zst: cannot decompress zstd after 0 bytes \(\S"
+    ):
         read_file(garbage, source="t")
 
 
