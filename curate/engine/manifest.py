@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.ingest.sources import source_files
+from curate.ingest.stream import check_regular
 from curate.recipe import Recipe
 from curate.stages.base import Stage
 
@@ -44,7 +45,8 @@ def input_fingerprints(recipe: Recipe, base_dir: Path | None) -> list[list[Any]]
     entries: list[list[Any]] = []
     for source in recipe.sources:
         for path in source_files(source, base_dir)[0]:
-            stat = path.stat()
+            # A broken link, a link cycle or a FIFO is named here, before anything is read.
+            stat = path.stat() if path.is_dir() else check_regular(path, str(path))
             entries.append([source.name, str(path), stat.st_size, stat.st_mtime_ns])
     return entries
 

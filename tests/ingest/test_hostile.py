@@ -442,3 +442,40 @@ def test_the_manifest_says_how_sure_detection_was(tmp_path: Path) -> None:
     assert (entry["format_confidence"], entry["format_rows_sampled"]) == (0.9, 10)
     assert entry["rows_read"] == 10 and entry["rows_rejected_at_ingest"] == 1
     assert entry["size"] == path.stat().st_size
+
+
+def test_a_run_over_a_folder_with_a_broken_link_or_a_fifo_stops_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    from curate.engine.run import run_recipe
+    from curate.recipe import load_recipe
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "good.jsonl").write_text(lines(ROW))
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(
+        f"name: hostile\nsources:\n  - name: s\n    path: {folder}\nstages:\n  - normalize: {{}}\noutput: {tmp_path / 'out'}\n"
+    )
+    (folder / "gone.jsonl").symlink_to(folder / "nowhere.jsonl")
+    with pytest.raises(CurateError, match=r"gone.jsonl: broken symbolic link"):
+        run_recipe(load_recipe(recipe_path), out=tmp_path / "out", workers=1)
+    (folder / "gone.jsonl").unlink()
+    os.mkfifo(folder / "pipe.jsonl")
+    with pytest.raises(CurateError, match=r"pipe.jsonl: is a named pipe"):
+        run_recipe(load_recipe(recipe_path), out=tmp_path / "out", workers=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_zstd_frames_without_a_content_size_read_whole(tmp_path: Path) -> None:
+    import zstandard
+
+    path = tmp_path / "streamed.jsonl.zst"
+    with open(path, "wb") as raw:
+        writer = zstandard.ZstdCompressor().stream_writer(raw)  # no content size in the header
+        for i in range(3000):
+            writer.write((json.dumps({**ROW, "instruction": f"q{i}"}) + "\n").encode())
+        writer.flush(zstandard.FLUSH_FRAME)
+    assert zstandard.frame_content_size(path.read_bytes()) == -1
+    got = outcome_of(path)
+    assert (got["kept"], got["reasons"]) == (3000, [])
