@@ -321,9 +321,19 @@ class Executor:
             reject_parts.extend(
                 StageDir(partial / "stages" / stage_label(index, stage)).reject_parts()
             )
+        scrubbers = [stage for stage in stages if stage.scrubs_run()]
+        for path in reject_parts if scrubbers else []:
+            table = pq.read_table(path)
+            for stage in scrubbers:
+                table = stage.scrub(table)
+            write_parquet_atomic(table, path)
         reject_files, rejected = write_dataset(
             reject_parts, partial / "rejects", schema=REJECT_SCHEMA
         )
+        if scrubbers:
+            # The checkpoints hold the rows as they were before redaction: keep only their stats.
+            for part in sorted((partial / "stages").rglob("*.parquet")):
+                part.unlink()
         kept_by_source, rejected_by_source = source_accounting(partial)
         sources = []
         for entry in ingest["sources"]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import pickle
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,14 +67,17 @@ class _ShardMapper:
     """The function Ray Data maps over shard descriptors (a pyarrow batch with a 'batch' column)."""
 
     def __init__(self, stage: Stage, source: str, target: str) -> None:
-        self.stage = stage
+        # A fresh copy of the stage per shard, as the local engine gives: a stage's manifest
+        # info is its shard's (one mapper handles many shards; reusing one copy summed them).
+        self.pristine = pickle.dumps(stage)
         self.source = StageDir(Path(source))
         self.target = StageDir(Path(target))
 
     def __call__(self, shards: Any) -> Any:
         rows = []
         for batch in shards.column("batch").to_pylist():
-            stats = process_shard(self.stage, self.source.part(batch), self.target, batch)
+            stage = pickle.loads(self.pristine)
+            stats = process_shard(stage, self.source.part(batch), self.target, batch)
             rows.append(
                 {
                     "batch": batch,

@@ -1,4 +1,4 @@
-"""DuckDB over a run directory: views ``records``, ``rejects`` and ``stages``.
+"""DuckDB over a run directory: views ``records``, ``rejects``, ``stages`` and ``pii``.
 
 ``curate query`` is read-only and contained by default: one SELECT (or EXPLAIN) statement, on a
 connection that can read only the run's own files, install or load no extension, and change no
@@ -80,7 +80,34 @@ def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
     stages = stages_table(manifest)
     con.register("stages_arrow", stages)
     con.execute("CREATE VIEW stages AS SELECT * FROM stages_arrow")
+    create_pii_view(con)
     return con
+
+
+_SPAN_COLUMNS = 'type, field, turn, start, "end", action, hash'
+_SPANS_JSON = (
+    '{"spans": [{"type": "VARCHAR", "field": "VARCHAR", "turn": "INTEGER", "start": "INTEGER", '
+    '"end": "INTEGER", "action": "VARCHAR", "hash": "VARCHAR"}]}'
+)
+
+
+def create_pii_view(con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
+    """View ``pii``: one row per span the ``pii`` stage found (kept rows from ``pii_spans``,
+    dropped rows from their reject detail): where, what type, which action, the keyed hash;
+    never the value."""
+    parts = []
+    if "pii_spans" in view_columns(con, f"{prefix}records"):
+        parts.append(
+            f"SELECT id, source, 'kept' AS outcome, {_SPAN_COLUMNS} FROM "
+            f"(SELECT id, source, UNNEST(pii_spans, recursive := true) FROM {prefix}records)"
+        )
+    parts.append(
+        f"SELECT id, source, 'rejected' AS outcome, {_SPAN_COLUMNS} FROM "
+        "(SELECT id, source, UNNEST(json_transform(detail, '" + _SPANS_JSON + "').spans, "
+        f"recursive := true) FROM {prefix}rejects WHERE stage LIKE 'pii_v%' "
+        "AND reason LIKE 'pii_%')"
+    )
+    con.execute(f"CREATE VIEW {prefix}pii AS " + " UNION ALL ".join(parts))
 
 
 # Statements ``curate query`` runs by default: reading only.

@@ -173,6 +173,16 @@ class Stage:
         """Combine per-shard :meth:`manifest_info` values (default: :func:`merge_infos`)."""
         return merge_infos(infos)
 
+    def scrubs_run(self) -> bool:
+        """True for a stage that hides values from the whole run directory (``pii``): the
+        executor passes every other stage's rejects through :meth:`scrub` and removes the stage
+        checkpoints once the run is written. Default: False."""
+        return False
+
+    def scrub(self, table: pa.Table) -> pa.Table:
+        """``table`` (rejects of any stage) with what this stage hides hidden. Default: as is."""
+        return table
+
 
 class MapStage(Stage):
     kind: ClassVar[str] = "map"
