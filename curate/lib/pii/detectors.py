@@ -12,6 +12,7 @@ address ranges (RFC 5737/3849), fictional 555-01xx numbers.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
 import re
 from collections import Counter
@@ -51,12 +52,30 @@ def placeholder_domain(domain: str) -> bool:
     )
 
 
+# Local parts that say "an address goes here", and machine or role addresses that name no one.
+_PLACEHOLDER_LOCAL = re.compile(
+    r"(?i)^(?:(?:my|your|our|the|some)[._-]?\w*|user(?:name)?\d*|name|e?mail(?:address)?|me|you|"
+    r"someone|somebody|test\d*|example|sample|x+|y+|z+|abc|xyz|foo|bar|\d+|lorem(?:\.ipsum)?|"
+    r"john\.?doe|jane\.?doe|git|noreply|no-reply|donotreply|do-not-reply)$"
+)
+_PLACEHOLDER_SLD = re.compile(
+    r"(?i)^(?:x+|y+|z+|\w|domain|yourdomain|mydomain|email|example|sample|test|company|"
+    r"yourcompany|mycompany|somecompany|website|yoursite|mysite|site|dolor|lorem|acme|foo|bar)$"
+)
+
+
 def find_emails(text: str) -> list[Span]:
     spans = []
     for match in _EMAIL.finditer(text):
-        domain = match.group().rsplit("@", 1)[1]
-        if not placeholder_domain(domain):
-            spans.append(match.span())
+        local, domain = match.group().rsplit("@", 1)
+        second_level = domain.rsplit(".", 2)[-2] if "." in domain else domain
+        if (
+            placeholder_domain(domain)
+            or _PLACEHOLDER_LOCAL.match(local)
+            or _PLACEHOLDER_SLD.match(second_level)
+        ):
+            continue
+        spans.append(match.span())
     return spans
 
 
@@ -65,21 +84,61 @@ def find_emails(text: str) -> list[Span]:
 _PHONE_CANDIDATE = re.compile(r"(?<![\w.])\+?\(?\d[\d\s().\-/]{7,18}\d(?![\w.]\d)")
 
 
+_PHONE_CONTEXT = re.compile(
+    r"(?i)(?:phone|call|tel|mobile|cell|fax|contact|number|reach|text|dial|whatsapp|sms)\W{0,3}(?:\w+\W+){0,4}$"
+)
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+_DOTTED_PHONE = re.compile(r"^\+?[\d ]*\(?\d{3}\)?\.\d{3}\.\d{4}$|^\d{2}(?:\.\d{2}){4}$")
+
+
+def _ascending_run(digits: str, length: int = 5) -> bool:
+    """Digits like 2345678 or 123456: the made-up numbers of examples."""
+    run = 1
+    for previous, current in itertools.pairwise(digits):
+        run = run + 1 if int(current) == (int(previous) + 1) % 10 else 1
+        if run >= length:
+            return True
+    return False
+
+
 def phone_finder(regions: Sequence[str]) -> Callable[[str], list[Span]]:
-    """Numbers valid for one of ``regions`` (national format) or in international format."""
+    """Numbers valid for one of ``regions`` (national format) or in international format that
+    could belong to a person: not toll-free, premium or shared-cost lines (hotlines, businesses),
+    not 555 or ascending-digit examples, not bare digit runs without a word like "call" or
+    "phone" before them, not dates, versions or lists of small numbers."""
 
     def find(text: str) -> list[Span]:
         import phonenumbers
+        from phonenumbers import PhoneNumberType
 
+        not_personal = {
+            PhoneNumberType.TOLL_FREE,
+            PhoneNumberType.PREMIUM_RATE,
+            PhoneNumberType.SHARED_COST,
+            PhoneNumberType.UAN,
+        }
         spans: dict[Span, None] = {}
         for region in regions or ("US",):
             for match in phonenumbers.PhoneNumberMatcher(
                 text, region, leniency=phonenumbers.Leniency.VALID
             ):
-                number = match.number
+                number, raw = match.number, match.raw_string
+                national = str(number.national_number)
                 # 555 exchange numbers in North America are fictional (555-0100..0199 reserved).
-                if number.country_code == 1 and str(number.national_number)[3:6] == "555":
+                if number.country_code == 1 and national[3:6] == "555":
                     continue
+                if phonenumbers.number_type(number) in not_personal or _ascending_run(national):
+                    continue
+                groups = re.findall(r"\d+", raw)
+                if sum(len(g) == 1 for g in groups) >= 3 or "–" in raw:
+                    continue  # "1 2 3 4 5 6 7 8 9 10", a range of years
+                if "." in raw and not _DOTTED_PHONE.match(raw.strip("()")):
+                    continue  # a version or section number
+                if "/" in raw and _YEAR.search(raw):
+                    continue  # a date
+                bare = raw.isdigit() and not raw.startswith("+")
+                if bare and not _PHONE_CONTEXT.search(text, 0, match.start):
+                    continue  # a number in a list, an id, an amount
                 spans[(match.start, match.end)] = None
         return sorted(spans)
 
@@ -93,7 +152,10 @@ _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,6}|[0-9A-Fa-f]{1,4})(?![\w:])"
     r"|(?<![\w:.])::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4}(?![\w:])"
 )
-_VERSION_BEFORE = re.compile(r"(?i)(?:\bv(?:ersion)?|release|build|\bver)\.?\s*$")
+_VERSION_BEFORE = re.compile(
+    r"(?i)(?:\bv(?:ersion)?|release|build|\bver|\bgit|python|node|chrome|§|section|chapter)"
+    r"\.?\s*$"
+)
 # Not personal: private, loopback, link-local, documentation (RFC 5737, 3849), multicast, reserved.
 DEFAULT_ALLOWED_NETWORKS = (
     "10.0.0.0/8",
@@ -276,8 +338,11 @@ def find_secrets(text: str) -> list[Span]:
     spans = [match.span() for match in _PRIVATE_KEY.finditer(text)]
     for pattern in _secret_patterns():
         for match in pattern.finditer(text):
-            span = match.span(1) if pattern.groups and match.group(1) else match.span()
-            spans.append(span)
+            start, end = match.span(1) if pattern.groups and match.group(1) else match.span()
+            # A pattern may stop inside a token (case, length): hide the whole token, not part.
+            while end < len(text) and (text[end].isalnum() or text[end] in "_-"):
+                end += 1
+            spans.append((start, end))
     for match in _ASSIGNED.finditer(text):
         value = match.group(1)
         # A real credential is random: long, mixed, high entropy (not "your_password_here").

@@ -111,6 +111,35 @@ def test_allow_lists_keep_training_examples_as_they_are() -> None:
     assert kept[0]["output"] == "Write to <EMAIL>"
 
 
+def test_what_real_data_showed_is_not_personal_stays() -> None:
+    """Findings a person judged wrong on Alpaca, Dolly, LIMA and oasst (bench/pii.py --show)."""
+    rows = [
+        "server.login('my_gmail_address@gmail.com', 'my_password')",
+        "a@d.co b@d.co c@x.co d@x.co f@w.co",
+        "call me at 123-456-7890 or my email 123@gmail.com",
+        "For example, lorem.ipsum@dolor.com is an email.",
+        'msg = new MailMessage("xxxx@gmail.com", "yyyy@gmail.com")',
+        "ssh git@github.com",
+        "Suicide Prevention Hotline: 1-800-273-8255",
+        "Name: Jane Doe Phone Number: (234) 567-8901",
+        "57841 1948571 236 7 62594381 3458129793 6157839462 6194382571",
+        "1 2 3 4 5 6 7 8 9 10",
+        "The latest version of Google Chrome (version 86.0.4240.111) is out",
+        "XYZ State (08/2017 – 12/2018) - Utilized customer analytics",
+        "I'm on a Mac using git 1.7.7.3, he's on Windows",
+        "to lub(T1, T2) (§15.12.2.7).",
+    ]
+    kept, _ = kept_and_rejected(Pii(), *({"output": text} for text in rows))
+    for text, row in zip(rows, kept, strict=True):
+        assert row["output"] == text and row["pii_spans"] is None, row["pii_spans"]
+    personal = ["Please, call me at (732)830-9763", "Call 314-652-3617 or toll free 888-652-3617"]
+    kept, _ = kept_and_rejected(Pii(), *({"output": text} for text in personal))
+    assert [row["output"] for row in kept] == [
+        "Please, call me at <PHONE>",
+        "Call <PHONE> or toll free 888-652-3617",
+    ]
+
+
 def test_conversations_are_redacted_turn_by_turn_with_one_placeholder_per_value() -> None:
     messages = [
         {"role": "user", "content": "I am ann.lee@gmail.com, my friend is bo.chan@yahoo.com"},
