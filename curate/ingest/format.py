@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -77,8 +77,10 @@ class Format:
         """``kind = "tsv"``: one row's tab-separated fields -> record fields."""
         raise NotImplementedError(f"format {self.name!r} ({self.kind}) does not read TSV rows")
 
-    def load_rows(self, path: Path) -> list[tuple[str | None, list[dict[str, Any]]]]:
-        """``kind = "hf"``: (split, rows) of a dataset directory."""
+    def load_rows(
+        self, path: Path, batch_rows: int = 100_000
+    ) -> list[tuple[str | None, Iterator[list[dict[str, Any]]]]]:
+        """``kind = "hf"``: (split, row batches) of a dataset directory."""
         raise NotImplementedError(f"format {self.name!r} ({self.kind}) does not read datasets")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from curate.errors import InputFileError, UnknownFormatError
 from curate.ingest.builder import RowBuilder, iter_dict_items
 from curate.ingest.files import DATA_SUFFIXES, data_suffix, file_fingerprint, is_hf_disk_dir
 from curate.ingest.format import TEXT_FIELDS, Column, Format, formats
-from curate.ingest.formats.hf_disk import dataset_rows
+from curate.ingest.formats.hf_disk import RowGroups, dataset_rows
 from curate.ingest.parse import (
     Item,
     Limits,
@@ -142,9 +142,10 @@ class FileReader:
     def chunks(self) -> Iterator[tuple[pa.Table, pa.Table]]:
         path, display, ctx, format = self.path, self.display, self.ctx, self.requested
         if format == "hf_disk" or (format == "auto" and is_hf_disk_dir(path)):
-            result = _read_row_groups(_of_kind("hf").load_rows(path), ctx, hf_format="hf_disk")
-            self.format, self.detected = result.format, True
-            yield self._count(result.records, result.rejects)
+            self.format, self.detected = "hf_disk", True
+            groups = _of_kind("hf").load_rows(path, self.limits.batch_rows)
+            for records, rejects in _row_group_chunks(groups, ctx, hf_format="hf_disk"):
+                yield self._count(records, rejects)
             return
         if path.is_dir():
             raise InputFileError(f"{display}: is a directory but not a saved `datasets` dataset")
@@ -515,15 +516,11 @@ def _convert_tsv(parsed: ParsedFile, tsv: Format, ctx: ReadContext, builder: Row
             builder.reject(item, error)
 
 
-def _read_row_groups(
-    groups: Sequence[tuple[str | None, list[dict[str, Any]]]], ctx: ReadContext, hf_format: str
-) -> FileResult:
-    records: list[pa.Table] = []
-    rejects: list[pa.Table] = []
-    for split, rows in groups:
-        items = [Item(i, None, row) for i, row in enumerate(rows)]
-        parsed = ParsedFile("records", items)
-        name = detect_family(sample_keys(items), ctx.file) if rows else "alpaca"
+def _row_group_chunks(
+    groups: RowGroups, ctx: ReadContext, hf_format: str
+) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """(records, rejects) per batch of each split of a ``datasets`` dataset."""
+    for split, batches in groups:
         split_ctx = ReadContext(
             ctx.source,
             ctx.file if split is None else f"{ctx.file}[{split}]",
@@ -532,10 +529,26 @@ def _read_row_groups(
             ctx.fields,
             ctx.strict,
         )
-        builder = RowBuilder(split_ctx)
-        _convert_items(parsed, FAMILIES[name], split_ctx, builder)
-        records.append(builder.records())
-        rejects.append(builder.rejects())
+        family: Format | None = None
+        first_row = 0
+        for rows in batches:
+            items = [Item(first_row + i, None, row) for i, row in enumerate(rows)]
+            if family is None:
+                family = FAMILIES[detect_family(sample_keys(items), ctx.file) if rows else "alpaca"]
+            builder = RowBuilder(split_ctx)
+            _convert_items(
+                ParsedFile("records", items, first_row=first_row), family, split_ctx, builder
+            )
+            first_row += len(rows)
+            yield builder.records(), builder.rejects()
+
+
+def _read_row_groups(groups: RowGroups, ctx: ReadContext, hf_format: str) -> FileResult:
+    records: list[pa.Table] = []
+    rejects: list[pa.Table] = []
+    for got, refused in _row_group_chunks(groups, ctx, hf_format):
+        records.append(got)
+        rejects.append(refused)
     return FileResult(
         ctx.file,
         hf_format,
