@@ -206,18 +206,19 @@ def test_a_part_split_between_blocks_is_detected() -> None:
         check_whole_parts([np.array([1, 5], np.uint32), np.array([5, 7], np.uint32)])
 
 
-def test_pii_redaction_on_ray_equals_local(tmp_path: Path) -> None:
+def test_pii_and_toxicity_on_ray_equal_local(tmp_path: Path) -> None:
     rows = [
-        {"instruction": f"Mail user{i}@gmail.com about order {i}", "input": "", "output": "Done."}
+        {"instruction": f"Mail ann.lee{i}@gmail.com about order {i}", "input": "", "output": "Done."}
         for i in range(30)
     ]
+    rows[7]["output"] = "Shut up, you fucking idiot."
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = parse_recipe(
         {
             "name": "private",
             "batch_size": 5,
             "sources": [{"name": "s", "path": str(tmp_path / "rows.jsonl")}],
-            "stages": [{"normalize": {}}, {"pii": {}}],
+            "stages": [{"normalize": {}}, {"pii": {}}, {"toxicity": {}}],
             "output": str(tmp_path / "out"),
         }
     )
@@ -225,3 +226,4 @@ def test_pii_redaction_on_ray_equals_local(tmp_path: Path) -> None:
     distributed = run_recipe(recipe, out=tmp_path / "ray", workers=2, engine="ray")
     assert_same_runs(local, distributed)
     assert stage_info(distributed, 1)["found"] == {"email": {"redact": 30}}
+    assert distributed.manifest["stages"][2]["dropped"] == {"toxic": 1}
