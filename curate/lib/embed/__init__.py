@@ -1,0 +1,169 @@
+"""Sentence embeddings that never download: a static model shipped in a wheel, or a local folder.
+
+``load_embedder("static")`` is WordLlama's ``l2_supercat`` 256-dimension model, whose weights and
+tokenizer ship inside the ``wordllama`` wheel (extra ``curate[embed]``); it is loaded from the
+installed package with downloads disabled (its default loader looks elsewhere and then downloads).
+``load_embedder("/path/to/model")`` is a sentence-transformers model folder on disk (extra
+``sentence-transformers``). Vectors come back L2-normalized, float32, one row per text.
+
+:func:`quantize` turns them into int8 vectors (×127): similarities computed from those are
+integers below 2**24, exact in float32 whatever order a BLAS sums them in, so a decision at a
+threshold never depends on the machine's floating-point noise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curate.errors import StageError
+
+SCALE = 127
+
+
+@dataclass(frozen=True)
+class Embedder:
+    name: str  # "static" or the model folder
+    model: str  # what was loaded, for the manifest
+    dimension: int
+    package: str  # "wordllama 0.4.0.post1"
+    _encode: Any
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalized float32 vectors, one row per text ("" gives a zero vector)."""
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        vectors = np.asarray(self._encode(list(texts)), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@cache
+def load_embedder(spec: str) -> Embedder:
+    if spec == "static":
+        try:
+            import wordllama
+        except ImportError:
+            raise StageError(
+                "embedder 'static' needs the wordllama package, whose model ships in its wheel: "
+                "pip install 'curate[embed]'"
+            ) from None
+        folder = Path(wordllama.__file__).parent
+        try:
+            model = wordllama.WordLlama.load(cache_dir=folder, disable_download=True)
+        except Exception as exc:  # a broken install: name it, never fall back to a download
+            raise StageError(
+                f"embedder 'static': cannot load WordLlama from {folder}: {exc}"
+            ) from exc
+        return Embedder(
+            "static",
+            "wordllama l2_supercat 256",
+            256,
+            f"wordllama {_version('wordllama')}",
+            lambda texts: model.embed(texts, norm=True, batch_size=256),
+        )
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        raise StageError(
+            f"embedder {spec!r}: expected 'static' or a local sentence-transformers model folder "
+            "(nothing is downloaded)"
+        )
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise StageError(
+            f"embedder {spec!r} needs sentence-transformers: pip install sentence-transformers"
+        ) from None
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    encoder = SentenceTransformer(str(path), device="cpu")
+    dimension = int(encoder.get_sentence_embedding_dimension() or 0)
+    return Embedder(
+        str(path),
+        path.name,
+        dimension,
+        f"sentence-transformers {_version('sentence-transformers')}",
+        lambda texts: encoder.encode(texts, batch_size=64, normalize_embeddings=True),
+    )
+
+
+def quantize(vectors: np.ndarray) -> np.ndarray:
+    """int8 vectors (unit vectors ×127, rounded)."""
+    return np.clip(np.rint(vectors * SCALE), -SCALE, SCALE).astype(np.int8)
+
+
+def cosine(quantized: np.ndarray, u: np.ndarray, v: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Cosine of pairs (u[i], v[i]) from int8 vectors, exactly reproducible (see the module)."""
+    out = np.empty(len(u), np.float64)
+    norms = np.sqrt((quantized.astype(np.int32) ** 2).sum(axis=1).astype(np.float64))
+    for start in range(0, len(u), chunk):
+        a = quantized[u[start : start + chunk]].astype(np.int32)
+        b = quantized[v[start : start + chunk]].astype(np.int32)
+        dots = (a * b).sum(axis=1).astype(np.float64)
+        denominator = norms[u[start : start + chunk]] * norms[v[start : start + chunk]]
+        out[start : start + chunk] = np.divide(
+            dots, denominator, out=np.zeros_like(dots), where=denominator > 0
+        )
+    return out
+
+
+def simhash_bands(quantized: np.ndarray, bands: int, rows: int, seed: int) -> np.ndarray:
+    """Random-hyperplane LSH keys, shape (bands, n), int64: the sign bits of ``rows`` seeded
+    ±1 hyperplanes per band. Integer inputs and ±1 planes keep every projection an exact
+    integer (|sum| ≤ 127·dim < 2**24), so the bits never depend on float rounding."""
+    n, dim = quantized.shape
+    rng = np.random.default_rng(seed)
+    planes = rng.choice(np.array([-1.0, 1.0], np.float32), size=(dim, bands * rows))
+    keys = np.zeros((bands, n), np.int64)
+    weights = (1 << np.arange(rows, dtype=np.int64))[:, None]
+    for start in range(0, n, 65536):
+        block = quantized[start : start + 65536].astype(np.float32) @ planes
+        bits = (block > 0).astype(np.int64).T.reshape(bands, rows, -1)
+        keys[:, start : start + 65536] = (bits * weights[None, :, :]).sum(axis=1)
+    return keys
+
+
+def bucket_pairs(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (u < v) of documents sharing a key in any band. A bucket of up to
+    ``max_bucket`` members gives all its pairs; a larger one links each member to the one before
+    it and to the bucket's first (clusters stay connected; far fewer pairs)."""
+    us: list[np.ndarray] = []
+    vs: list[np.ndarray] = []
+    for band in keys:
+        order = np.argsort(band, kind="stable")
+        sorted_keys = band[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        sizes = ends - starts
+        for size in np.unique(sizes[sizes > 1]):
+            group_starts = starts[sizes == size]
+            members = order[group_starts[:, None] + np.arange(size)[None, :]]
+            if size <= max_bucket:
+                i, j = np.triu_indices(size, k=1)
+                us.append(members[:, i].ravel())
+                vs.append(members[:, j].ravel())
+            else:
+                us.append(members[:, :-1].ravel())
+                vs.append(members[:, 1:].ravel())
+                us.append(np.repeat(members[:, 0], size - 2))
+                vs.append(members[:, 2:].ravel())
+    if not us:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    u = np.concatenate(us)
+    v = np.concatenate(vs)
+    low, high = np.minimum(u, v), np.maximum(u, v)
+    codes = np.unique(low.astype(np.int64) * (keys.shape[1] + 1) + high)
+    return codes // (keys.shape[1] + 1), codes % (keys.shape[1] + 1)

@@ -1,0 +1,208 @@
+"""Minimal pairs: two requests that read almost alike and ask different things.
+
+An averaged embedding (and a word-set similarity) cannot tell "Why do dogs like humans?" from "Why
+do humans like dogs?", "graduate" from "undergraduate", or "Name two animals" from "Name an animal".
+:func:`contrast` finds the small differences that change what is asked, read by hand from the
+semantic duplicates of Alpaca + Dolly (``bench/semantic.py``): other numbers, a negation, a word
+and its opposite, a scope word (before, after, only, ...), another question type (how many), or
+the same words in another order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+} | {
+    "first": "1st",
+    "second": "2nd",
+    "third": "3rd",
+    "fourth": "4th",
+    "fifth": "5th",
+    "hundred": "100",
+    "thousand": "1000",
+    "million": "1000000",
+    "single": "1",
+    "pair": "2",
+    "couple": "2",
+    "dozen": "12",
+}
+_NEGATIONS = {"not", "no", "never", "without", "none", "nothing", "cannot", "nor"}
+_SCOPE = {
+    "before",
+    "after",
+    "since",
+    "until",
+    "except",
+    "only",
+    "more",
+    "less",
+    "fewer",
+    "most",
+    "least",
+    "last",
+    "next",
+    "previous",
+    "former",
+    "future",
+    "past",
+}
+_PREFIXES = ("un", "in", "im", "ir", "il", "non", "dis", "under", "over", "anti", "mis", "de")
+_OPPOSITES = {
+    frozenset(pair.split("/"))
+    for pair in [
+        "big/small",
+        "large/small",
+        "tall/short",
+        "long/short",
+        "high/low",
+        "hot/cold",
+        "warm/cool",
+        "old/new",
+        "old/young",
+        "best/worst",
+        "good/bad",
+        "better/worse",
+        "early/late",
+        "fast/slow",
+        "rich/poor",
+        "strong/weak",
+        "heavy/light",
+        "open/closed",
+        "open/close",
+        "win/lose",
+        "won/lost",
+        "buy/sell",
+        "give/take",
+        "push/pull",
+        "increase/decrease",
+        "rise/fall",
+        "up/down",
+        "in/out",
+        "inside/outside",
+        "above/below",
+        "top/bottom",
+        "left/right",
+        "north/south",
+        "east/west",
+        "start/end",
+        "first/last",
+        "love/hate",
+        "like/dislike",
+        "positive/negative",
+        "pros/cons",
+        "advantages/disadvantages",
+        "benefits/drawbacks",
+        "true/false",
+        "same/different",
+        "similar/different",
+        "agree/disagree",
+        "easy/hard",
+        "easy/difficult",
+        "cheap/expensive",
+        "melting/boiling",
+        "freezing/boiling",
+        "rational/irrational",
+        "real/imaginary",
+        "odd/even",
+        "prime/composite",
+        "male/female",
+        "men/women",
+        "boys/girls",
+        "husband/wife",
+        "import/export",
+        "input/output",
+        "maximum/minimum",
+        "max/min",
+        "add/subtract",
+        "addition/subtraction",
+        "multiply/divide",
+        "multiplication/division",
+        "sum/difference",
+        "sum/product",
+        "product/quotient",
+        "area/perimeter",
+        "offense/defense",
+        "attack/defend",
+        "day/night",
+        "summer/winter",
+        "spring/autumn",
+        "spring/fall",
+        "morning/evening",
+        "sunrise/sunset",
+        "legal/illegal",
+        "official/unofficial",
+        "public/private",
+        "internal/external",
+        "domestic/foreign",
+        "urban/rural",
+        "acid/base",
+        "acidic/basic",
+    ]
+}
+_QUESTION_KINDS = ("how many", "how much", "how long", "how old", "how far")
+
+
+def _words(text: str) -> list[str]:
+    return [_NUMBER_WORDS.get(w, w) for w in _WORD.findall(text.lower())]
+
+
+def _numbers(words: list[str]) -> Counter[str]:
+    return Counter(w for w in words if w[:1].isdigit())
+
+
+def contrast(first: str, second: str) -> str | None:
+    """Why two similar requests ask different things (``None``: nothing found)."""
+    a, b = _words(first), _words(second)
+    if _numbers(a) != _numbers(b):
+        return "numbers"
+    only_a, only_b = set(a) - set(b), set(b) - set(a)
+    if sum(w in _NEGATIONS or w.endswith("n't") for w in a) != sum(
+        w in _NEGATIONS or w.endswith("n't") for w in b
+    ):
+        return "negation"
+    for word in only_a:
+        for other in only_b:
+            if frozenset((word, other)) in _OPPOSITES:
+                return f"opposite: {word} / {other}"
+            longer, shorter = (word, other) if len(word) > len(other) else (other, word)
+            if any(longer == prefix + shorter for prefix in _PREFIXES):
+                return f"opposite: {word} / {other}"
+    scope = (only_a | only_b) & _SCOPE
+    if scope:
+        return f"scope: {', '.join(sorted(scope))}"
+    joined_a, joined_b = f" {' '.join(a)} ", f" {' '.join(b)} "
+    for kind in _QUESTION_KINDS:
+        if (f" {kind} " in joined_a) != (f" {kind} " in joined_b):
+            return f"question: {kind}"
+    if not only_a and not only_b and a != b and Counter(a) == Counter(b):
+        return "order"
+    return None

@@ -1,0 +1,136 @@
+"""semantic_dedup: paraphrases MinHash cannot see are removed with their keeper and cosine;
+minimal pairs and different questions about one passage stay; decisions are reproducible."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from curate.errors import StageError
+from curate.lib import embed
+from curate.records import RECORD_SCHEMA
+from curate.stages.dedup.minhash import MinHashDedupV2
+from curate.stages.dedup.semantic import SemanticDedup
+
+pytest.importorskip("wordllama", reason="the static embedder is extra [embed]")
+
+# Real requests from Alpaca and Dolly (bench/semantic.py --show): the first of each pair is kept.
+PARAPHRASES = [
+    ("Why is the sky blue?", "Why does the sky appear blue?"),
+    ("Who is the best soccer player of all time?", "Who is the best all-time soccer player?"),
+    ("What causes global warming?", "What is the main cause of global warming?"),
+    ("Describe what the sun looks like", "Describe how does the sun look"),
+]
+MINIMAL_PAIRS = [
+    ("Why do humans like dogs?", "why do dogs like humans?"),
+    ("Name an animal that can fly.", "Name two animals that can fly."),
+    (
+        "What did Jamaican-American author Nicola Yoon major in college for her undergraduate degree?",
+        "What did Jamaican-American author Nicola Yoon major in college for her graduate degree?",
+    ),
+    (
+        "My trophy does not fit my suitcase because it is to small. I need to travel. What could I do?",
+        "My trophy does not fit my suitcase because it is to big. I need to travel. What could I do?",
+    ),
+    ("What is GitHub?", "What is GitHub Actions?"),
+    ("How many languages are spoken in India?", "What are some of the languages spoken in India?"),
+]
+PASSAGE = (
+    "The Panama Canal is an artificial 82 km waterway in Panama that connects the Atlantic Ocean "
+    "with the Pacific Ocean and divides North and South America."
+)
+
+
+def table(rows: list[dict[str, Any]]) -> pa.Table:
+    full = []
+    for index, row in enumerate(rows):
+        base: dict[str, Any] = dict.fromkeys(RECORD_SCHEMA.names)
+        base.update(id=f"r{index:02d}", instruction="", input="", output="", source="t", meta="{}")
+        base.update(source_format="alpaca", source_file="t.json")
+        base.update(source_row=index, **row)
+        full.append(base)
+    return pa.Table.from_pylist(full, schema=RECORD_SCHEMA)
+
+
+def rows_of(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {"instruction": text, "output": f"answer {i}"}
+        for i, text in enumerate(t for pair in pairs for t in pair)
+    ]
+
+
+def test_paraphrases_minhash_misses_are_removed_with_keeper_and_cosine() -> None:
+    data = table(rows_of(PARAPHRASES))
+    assert MinHashDedupV2().run(data).rejected.num_rows == 0  # no shared 5-grams
+    kept, rejected = SemanticDedup().run(data)
+    assert kept.column("instruction").to_pylist() == [a for a, _ in PARAPHRASES]
+    removed = rejected.to_pylist()
+    assert [r["instruction"] for r in removed] == [b for _, b in PARAPHRASES]
+    assert [r["duplicate_of"] for r in removed] == ["r00", "r02", "r04", "r06"]
+    for row in removed:
+        assert row["reason"] == "semantic_duplicate"
+        detail = json.loads(row["detail"])
+        assert detail["cosine"] >= detail["threshold"] == 0.93
+    assert kept.column("semantic_cluster_size").to_pylist() == [2, 2, 2, 2]
+
+
+def test_minimal_pairs_and_questions_about_one_passage_stay() -> None:
+    rows = [
+        *rows_of(MINIMAL_PAIRS),
+        {"instruction": "Who built the Panama Canal?", "input": PASSAGE},
+        {"instruction": "How long is the Panama Canal?", "input": PASSAGE},
+        {"instruction": "Summarize this text.", "input": PASSAGE},
+        {"instruction": "Summarize this text.", "input": "Photosynthesis turns light into sugar."},
+    ]
+    _, rejected = SemanticDedup().run(table(rows))
+    assert rejected.num_rows == 0, rejected.select(["instruction", "detail"]).to_pylist()
+    # Without the guards the same pairs are "duplicates": the guards do the work.
+    loose = SemanticDedup(minimal_pairs=False, same_names=False, input_threshold=None)
+    assert loose.run(table(rows)).rejected.num_rows >= 5
+
+
+def test_the_keep_rule_picks_the_keeper() -> None:
+    rows = [
+        {"instruction": "Why is the sky blue?", "output": "Rayleigh scattering."},
+        {
+            "instruction": "Why does the sky appear blue?",
+            "output": "Air scatters short blue wavelengths of sunlight more than red ones.",
+        },
+    ]
+    kept, rejected = SemanticDedup(keep=["longer_output"]).run(table(rows))
+    assert kept.column("id").to_pylist() == ["r01"]
+    assert rejected.column("duplicate_of").to_pylist() == ["r01"]
+
+
+def test_decisions_are_reproducible_and_independent_of_batches() -> None:
+    data = table(rows_of(PARAPHRASES + MINIMAL_PAIRS))
+    whole = SemanticDedup()
+    whole.fit([data])
+    first = whole.apply(data)
+    split = SemanticDedup()
+    parts = [data.slice(0, 5), data.slice(5, 7), data.slice(12)]
+    split.fit(parts)
+    results = [split.apply(part) for part in parts]
+    assert pa.concat_tables([r.kept for r in results]).equals(first.kept)
+    assert pa.concat_tables([r.rejected for r in results]).equals(first.rejected)
+    again = SemanticDedup()
+    again.fit([data])
+    assert again.apply(data).rejected.equals(first.rejected)
+    with pytest.raises(StageError, match="differ from fit"):
+        again.apply(data)  # a second pass is not the batches fit saw
+
+
+def test_a_missing_embedder_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    embed.load_embedder.cache_clear()
+    monkeypatch.setitem(sys.modules, "wordllama", None)
+    try:
+        with pytest.raises(StageError, match=r"pip install 'curate\[embed\]'"):
+            SemanticDedup().prepare()
+        with pytest.raises(StageError, match="local sentence-transformers model folder"):
+            SemanticDedup(embedder="/nowhere/model").prepare()
+    finally:
+        embed.load_embedder.cache_clear()

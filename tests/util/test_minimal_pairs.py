@@ -1,0 +1,47 @@
+"""contrast(): the differences that change what a request asks, and the ones that do not."""
+
+from __future__ import annotations
+
+import pytest
+
+from curate.util.minimal_pairs import contrast
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "why"),
+    [
+        ("why do dogs like humans?", "Why do humans like dogs?", "order"),
+        ("Name two animals that can fly.", "Name an animal that can fly.", "numbers"),
+        ("After I ate 5 of Jack's pears", "After I ate two of Jack's pears", "numbers"),
+        ("her graduate degree", "her undergraduate degree", "opposite: graduate / undergraduate"),
+        ("it is too big", "it is too small", "opposite: big / small"),
+        ("Is this a rational number?", "Is this an irrational number?", "opposite"),
+        ("Can you swim?", "Can you not swim?", "negation"),
+        (
+            "philosophers from before the 19th century",
+            "philosophers from the 19th century",
+            "scope: before",
+        ),
+        (
+            "What are some languages of India?",
+            "How many languages does India have?",
+            "question: how many",
+        ),
+    ],
+)
+def test_differences_that_change_the_request(first: str, second: str, why: str) -> None:
+    found = contrast(first, second)
+    assert found is not None and found.startswith(why)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Why is the sky blue?", "Why does the sky appear blue?"),
+        ("Why do babies cry?", "Why do babies cry so much?"),
+        ("Who is the current prime minister of India?", "Who is the prime minister of India?"),
+        ("Explain how self-driving cars work.", "Explain how a self-driving car works."),
+    ],
+)
+def test_paraphrases_have_no_contrast(first: str, second: str) -> None:
+    assert contrast(first, second) is None
