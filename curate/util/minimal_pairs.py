@@ -57,6 +57,7 @@ _NUMBER_WORDS = {
 }
 _NEGATIONS = {"not", "no", "never", "without", "none", "nothing", "cannot", "nor"}
 _SCOPE = {
+    "official",
     "before",
     "after",
     "since",
@@ -168,6 +169,73 @@ _OPPOSITES = {
         "acidic/basic",
     ]
 }
+_OPPOSITES |= {
+    frozenset(pair.split("/"))
+    for pair in (
+        "actor/actress",
+        "actors/actresses",
+        "king/queen",
+        "prince/princess",
+        "upper/lower",
+        "major/minor",
+        "great/minor",
+        "celsius/fahrenheit",
+        "send/receive",
+    )
+}
+# Words whose place in a sentence says little about what is asked.
+_FUNCTION_WORDS = {
+    "a",
+    "an",
+    "the",
+    "of",
+    "to",
+    "in",
+    "on",
+    "for",
+    "and",
+    "or",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "do",
+    "does",
+    "did",
+    "what",
+    "which",
+    "who",
+    "how",
+    "why",
+    "when",
+    "where",
+    "that",
+    "this",
+    "it",
+    "its",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "me",
+    "my",
+    "you",
+    "your",
+    "i",
+    "we",
+    "our",
+    "can",
+    "could",
+    "would",
+    "should",
+    "some",
+    "any",
+    "between",
+    "difference",
+    "differences",
+}
 _QUESTION_KINDS = ("how many", "how much", "how long", "how old", "how far")
 
 
@@ -203,6 +271,17 @@ def contrast(first: str, second: str) -> str | None:
     for kind in _QUESTION_KINDS:
         if (f" {kind} " in joined_a) != (f" {kind} " in joined_b):
             return f"question: {kind}"
-    if not only_a and not only_b and a != b and Counter(a) == Counter(b):
+    # One request is the other plus a condition: "... in the fewest moves possible".
+    content_a = {w for w in a if len(w) > 2 and w not in _FUNCTION_WORDS}
+    content_b = {w for w in b if len(w) > 2 and w not in _FUNCTION_WORDS}
+    if content_a != content_b and (content_a <= content_b or content_b <= content_a):
+        extra = content_a ^ content_b
+        if len(extra) >= 2:
+            return f"added: {', '.join(sorted(extra))}"
+    # The words both share, in another order: "Fahrenheit to Celsius" / "Celsius to Fahrenheit".
+    shared = set(a) & set(b)
+    order_a = [w for w in a if w in shared and w not in _FUNCTION_WORDS]
+    order_b = [w for w in b if w in shared and w not in _FUNCTION_WORDS]
+    if Counter(order_a) == Counter(order_b) and order_a != order_b:
         return "order"
     return None

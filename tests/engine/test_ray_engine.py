@@ -208,7 +208,11 @@ def test_a_part_split_between_blocks_is_detected() -> None:
 
 def test_pii_and_toxicity_on_ray_equal_local(tmp_path: Path) -> None:
     rows = [
-        {"instruction": f"Mail ann.lee{i}@gmail.com about order {i}", "input": "", "output": "Done."}
+        {
+            "instruction": f"Mail ann.lee{i}@gmail.com about order {i}",
+            "input": "",
+            "output": "Done.",
+        }
         for i in range(30)
     ]
     rows[7]["output"] = "Shut up, you fucking idiot."

@@ -26,6 +26,9 @@ import numpy as np
 from curate.errors import StageError
 
 SCALE = 127
+# Characters of a text that are embedded: enough to tell passages and questions apart, and a
+# bound on the cost of a 100-page input.
+MAX_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,13 @@ class Embedder:
         """L2-normalized float32 vectors, one row per text ("" gives a zero vector)."""
         if not texts:
             return np.zeros((0, self.dimension), np.float32)
-        vectors = np.asarray(self._encode(list(texts)), dtype=np.float32)
+        # Texts of like length batched together: a batch is padded to its longest text, and one
+        # long passage among short questions made every batch cost as much as the passage.
+        # (A text's vector does not depend on its batch: checked in the tests.)
+        clipped = [text[:MAX_CHARS] for text in texts]
+        order = np.argsort([len(text) for text in clipped], kind="stable")
+        vectors = np.empty((len(clipped), self.dimension), np.float32)
+        vectors[order] = np.asarray(self._encode([clipped[i] for i in order]), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 

@@ -2,7 +2,7 @@
 
 Recipe::
 
-    - semantic_dedup: {}                                  # instructions at cosine >= 0.93
+    - semantic_dedup: {}                                  # instructions at cosine >= 0.95
     - semantic_dedup: {threshold: 0.95, input_threshold: null, same_names: false}
 
 "How can I be a good geologist?" and "What should I do to be a great geologist?" share no 5-gram,
@@ -60,7 +60,7 @@ class SemanticDedup(GlobalStage):
 
     class Params(StageParams):
         threshold: float = Field(
-            0.93, gt=0.0, le=1.0, description="Cosine similarity that makes two records duplicates."
+            0.95, gt=0.0, le=1.0, description="Cosine similarity that makes two records duplicates."
         )
         fields: list[KeyField] = Field(
             default_factory=_default_fields,
@@ -338,13 +338,20 @@ class _PairChecks:
 
 
 def _names_key(batch: pa.Table) -> pa.Array:
-    """The sorted set of an instruction's names and numbers, one string per row."""
+    """The sorted set of an instruction's names and numbers, and of its input's numbers, one
+    string per row ("convert 0101" is not "convert 110111")."""
     if "instruction" not in batch.column_names:
         return pa.array([""] * batch.num_rows, pa.string())
     words = pc.split_pattern_regex(
         pc.utf8_trim_whitespace(names_and_numbers(batch.column("instruction"))), r"\s+"
-    )
-    return pa.array([" ".join(sorted(set(w) - {""})) for w in words.to_pylist()], pa.string())
+    ).to_pylist()
+    if "input" in batch.column_names:
+        given = pc.fill_null(batch.column("input").combine_chunks(), "")
+        numbers = pc.extract_regex(given, r"(?P<n>\d[\d.,]*)")  # the first number is enough
+        for row, found in enumerate(numbers.to_pylist()):
+            if found and found["n"]:
+                words[row] = [*words[row], "#" + found["n"]]
+    return pa.array([" ".join(sorted(set(w) - {""})) for w in words], pa.string())
 
 
 def _collision(threshold: float, bands: int, rows: int) -> float:

@@ -27,12 +27,32 @@ def _present(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(pc.fill_null(column, ""), ""), pa.scalar(None, pa.string()), column)
 
 
+# The column ``by: response_format`` mixes on (written by the ``response_format`` stage).
+FORMAT_COLUMN = "response_format"
+# The unit of a row whose format is null (a table the stage did not label).
+NO_FORMAT = "(none)"
+
+
+def require_format_column(table: pa.Table) -> None:
+    """``by: response_format`` needs the column the ``response_format`` stage writes."""
+    if FORMAT_COLUMN not in table.column_names:
+        raise StageError(
+            f"mix: by: response_format needs the {FORMAT_COLUMN!r} column, which this data does "
+            "not have: add the response_format stage before mix (stages: - response_format: {})"
+        )
+
+
 def unit_names(table: pa.Table, by: str) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """(unit, source, task) per row; unit = ``source/task`` (task, else Dolly category) or ``source``."""
+    """(unit, source, task) per row; unit = ``source/task`` (task, else Dolly category),
+    ``source``, or the answer's format (``response_format`` column, across sources)."""
     source = table.column("source").combine_chunks()
     task = pc.coalesce(_present(table.column("task")), _present(table.column("category")))
     if by == "source":
         return source, source, pa.nulls(len(source), pa.string())
+    if by == FORMAT_COLUMN:
+        require_format_column(table)
+        formats = table.column(FORMAT_COLUMN).combine_chunks()
+        return pc.fill_null(formats.cast(pa.string()), NO_FORMAT), source, task
     joined = pc.binary_join_element_wise(source, task, "/")
     # A source that is one task (an NIv2 file named after its task) is just the source.
     unit = pc.if_else(
@@ -46,11 +66,15 @@ class Mix(GlobalStage):
 
     Per unit (a source's task): rate ∝ ``min(n, cap) ** (1/temperature)``; ``weights`` pin
     sources, tasks or nested groups to fractions or counts (see :mod:`curate.stages.mix.allocate`).
+    ``by: response_format`` mixes answer formats instead (after the ``response_format`` stage):
+    each format across all sources is one unit, so a ``cap`` caps the over-represented formats
+    and ``weights`` name formats; a format's rows are drawn uniformly, so its sources keep their
+    shares of it.
     A unit that must give more rows than it has is repeated whole, plus a seeded remainder;
     otherwise a seeded subset is drawn. Rows not drawn are rejected (``not_sampled``).
     With no target, cap or weights every row is kept once.
-    The realized counts per unit, source, task and template type, and a diversity summary,
-    go to the manifest (:meth:`manifest_info`).
+    The realized counts per unit, source, task and template type (and response format, when
+    the data has the column), and a diversity summary, go to the manifest (:meth:`manifest_info`).
     """
 
     name: ClassVar[str] = "mix_v1"
@@ -68,8 +92,10 @@ class Mix(GlobalStage):
             description="Source, task or unit -> fraction (<= 1), row count (> 1), none (by mass) "
             "or group {weight, members}; most specific name wins.",
         )
-        by: Literal["task", "source"] = Field(
-            "task", description="Mixing unit: a source's task, or a whole source."
+        by: Literal["task", "source", "response_format"] = Field(
+            "task",
+            description="Mixing unit: a source's task, a whole source, or an answer format "
+            "across sources (needs the response_format stage before mix).",
         )
         seed: int = Field(
             0, description="Seed for each unit's draw; a recipe sets the recipe seed unless given."
@@ -118,7 +144,15 @@ class Mix(GlobalStage):
         self._offsets = np.zeros(0, dtype=np.int64)
         self._realized: dict[str, Counter[str]] = {
             k: Counter()
-            for k in ("unit", "source", "task", "template_type", "template", "leading_word")
+            for k in (
+                "unit",
+                "source",
+                "task",
+                "template_type",
+                "template",
+                "leading_word",
+                FORMAT_COLUMN,
+            )
         }
 
     def fit(self, batches: Iterable[pa.Table]) -> None:
@@ -126,7 +160,10 @@ class Mix(GlobalStage):
         self._reset()
         sizes: Counter[str] = Counter()
         meta: dict[str, tuple[str, str]] = {}
+        by_format = self.params.by == FORMAT_COLUMN
         for batch in batches:
+            if by_format:
+                require_format_column(batch)
             if batch.num_rows == 0:
                 continue
             units, sources, tasks = unit_names(batch, self.params.by)
@@ -142,7 +179,12 @@ class Mix(GlobalStage):
             ):
                 sizes[name] += count
                 if name not in meta:
-                    meta[name] = (str(sources[first].as_py()), str(tasks[first].as_py() or ""))
+                    # A format unit spans sources and tasks: weights name it by the format alone.
+                    meta[name] = (
+                        ("", "")
+                        if by_format
+                        else (str(sources[first].as_py()), str(tasks[first].as_py() or ""))
+                    )
         names = sorted(sizes)
         units = [Unit(name, meta[name][0], meta[name][1], sizes[name]) for name in names]
         p = self.params
@@ -232,6 +274,10 @@ class Mix(GlobalStage):
             "template": kept.column("template_id"),
             "leading_word": words,
         }
+        if FORMAT_COLUMN in kept.column_names:
+            columns[FORMAT_COLUMN] = pc.fill_null(
+                kept.column(FORMAT_COLUMN).combine_chunks().cast(pa.string()), NO_FORMAT
+            )
         for key, values in columns.items():
             for item in pc.value_counts(values).to_pylist():
                 if item["values"] is not None:
@@ -246,7 +292,7 @@ class Mix(GlobalStage):
         for row in units:
             row["realized"] = self._realized["unit"].get(row["unit"], 0)
         realized = sum(self._realized["unit"].values())
-        return {
+        info: dict[str, Any] = {
             "target": p.target,
             "cap": p.cap,
             "temperature": p.temperature,
@@ -260,6 +306,10 @@ class Mix(GlobalStage):
             "by_template_type": dict(sorted(self._realized["template_type"].items())),
             "diversity": self._diversity(realized),
         }
+        if self._realized[FORMAT_COLUMN]:
+            # Only when the data has the column: a mix without it reports what it always did.
+            info["by_response_format"] = dict(sorted(self._realized[FORMAT_COLUMN].items()))
+        return info
 
     def _diversity(self, total: int) -> dict[str, Any]:
         units = self._realized["unit"]

@@ -20,10 +20,10 @@ pytest.importorskip("wordllama", reason="the static embedder is extra [embed]")
 
 # Real requests from Alpaca and Dolly (bench/semantic.py --show): the first of each pair is kept.
 PARAPHRASES = [
-    ("Why is the sky blue?", "Why does the sky appear blue?"),
-    ("Who is the best soccer player of all time?", "Who is the best all-time soccer player?"),
-    ("What causes global warming?", "What is the main cause of global warming?"),
-    ("Describe what the sun looks like", "Describe how does the sun look"),
+    ("Which country has the largest population?", "Which country has the biggest population?"),
+    ("How do you train for a marathon?", "How would you train for a marathon?"),
+    ("Who is the best NBA player of all time?", "Who is the greatest NBA player of all time?"),
+    ("What are the colors of the rainbow?", "Which colors are in a rainbow?"),
 ]
 MINIMAL_PAIRS = [
     ("Why do humans like dogs?", "why do dogs like humans?"),
@@ -38,6 +38,14 @@ MINIMAL_PAIRS = [
     ),
     ("What is GitHub?", "What is GitHub Actions?"),
     ("How many languages are spoken in India?", "What are some of the languages spoken in India?"),
+    (
+        "Give me a list of actors who won an Oscar in the last 5 years.",
+        "Give me a list of actresses who won an Oscar in the last 5 years.",
+    ),
+    (
+        "Develop an algorithm that can solve a Rubik's cube.",
+        "Develop an algorithm to solve a Rubik's cube in the fewest moves possible.",
+    ),
 ]
 PASSAGE = (
     "The Panama Canal is an artificial 82 km waterway in Panama that connects the Atlantic Ocean "
@@ -74,7 +82,7 @@ def test_paraphrases_minhash_misses_are_removed_with_keeper_and_cosine() -> None
     for row in removed:
         assert row["reason"] == "semantic_duplicate"
         detail = json.loads(row["detail"])
-        assert detail["cosine"] >= detail["threshold"] == 0.93
+        assert detail["cosine"] >= detail["threshold"] == 0.95
     assert kept.column("semantic_cluster_size").to_pylist() == [2, 2, 2, 2]
 
 
@@ -90,14 +98,14 @@ def test_minimal_pairs_and_questions_about_one_passage_stay() -> None:
     assert rejected.num_rows == 0, rejected.select(["instruction", "detail"]).to_pylist()
     # Without the guards the same pairs are "duplicates": the guards do the work.
     loose = SemanticDedup(minimal_pairs=False, same_names=False, input_threshold=None)
-    assert loose.run(table(rows)).rejected.num_rows >= 5
+    assert loose.run(table(rows)).rejected.num_rows >= 4
 
 
 def test_the_keep_rule_picks_the_keeper() -> None:
     rows = [
-        {"instruction": "Why is the sky blue?", "output": "Rayleigh scattering."},
+        {"instruction": "How do you train for a marathon?", "output": "Run often."},
         {
-            "instruction": "Why does the sky appear blue?",
+            "instruction": "How would you train for a marathon?",
             "output": "Air scatters short blue wavelengths of sunlight more than red ones.",
         },
     ]
