@@ -576,6 +576,7 @@ class _ArrayReader:
         self.line = 1  # line number at self.pos
         self.counted = 0  # buffer offset self.line was counted up to
         self.resynced = False
+        self.escapes = False
         self._scan = _DECODER.scan_once  # type: ignore[attr-defined]
 
     # Buffer management -------------------------------------------------------
@@ -587,6 +588,8 @@ class _ArrayReader:
             return False
         self.line_at(self.pos)
         self.buf = self.buf[self.pos :] + piece
+        # Most files have no \u escape at all: then no element needs the surrogate check.
+        self.escapes = self.escapes or "\\u" in piece
         self.counted -= self.pos
         self.pos = 0
         return True
@@ -724,7 +727,7 @@ class _ArrayReader:
                 self._grow()
                 continue
             start, self.pos = self.pos, end
-            if self.buf.find("\\u", start, end) >= 0:
+            if self.escapes and self.buf.find("\\u", start, end) >= 0:
                 return surrogates.clean(self.buf[start:end], value)
             return value
 
