@@ -54,7 +54,8 @@ def placeholder_domain(domain: str) -> bool:
 
 # Local parts that say "an address goes here", and machine or role addresses that name no one.
 _PLACEHOLDER_LOCAL = re.compile(
-    r"(?i)^(?:(?:my|your|our|the|some)[._-]?\w*|user(?:name)?\d*|name|e?mail(?:address)?|me|you|"
+    r"(?i)^(?:(?:my|your|our|some)[._-]\w+|(?:my|your|our|the)(?:e?mail|name|address|account)\w*|"
+    r"user(?:name)?\d*|name|e?mail(?:address)?|me|you|"
     r"someone|somebody|test\d*|example|sample|x+|y+|z+|abc|xyz|foo|bar|\d+|lorem(?:\.ipsum)?|"
     r"john\.?doe|jane\.?doe|git|noreply|no-reply|donotreply|do-not-reply)$"
 )

@@ -245,9 +245,16 @@ def collect(run_dir: Path) -> ReportData:
             for s in manifest.sources
         ]
         distributions: dict[str, list[tuple[str, int]]] = {}
-        for column in ("lang", "task", "category", "template_type"):
+        for column in ("lang", "task", "category", "template_type", "response_format"):
             if column in record_columns:
                 distributions[column] = _distribution(con, "records", column)
+        # What the pii stage found, by type and action (from the `pii` view: never the values).
+        findings = _rows(
+            con,
+            "SELECT type || ' (' || action || ')', count(*) FROM pii GROUP BY 1 ORDER BY 2 DESC, 1",
+        )
+        if findings:
+            distributions["pii"] = [(str(kind), int(n)) for kind, n in findings]
         distributions["rejected_lang"] = _distribution(
             con, "rejects", "lang", "reason LIKE 'lang\\_%' ESCAPE '\\'"
         )

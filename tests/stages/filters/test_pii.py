@@ -248,3 +248,17 @@ def test_a_run_directory_keeps_no_redacted_value_anywhere(tmp_path: Path) -> Non
     assert counts[("rejected", "card")] == 3
     assert counts[("kept", "email")] == 6
     assert {kind for _, kind in counts} == set(values)
+
+
+def test_the_report_counts_findings_without_values(tmp_path: Path) -> None:
+    from curate.engine.run import run_recipe
+    from curate.recipe import load_recipe
+
+    rows = [
+        {"instruction": f"Mail ann.lee{i}@gmail.com the invoice", "output": "Done."}
+        for i in range(3)
+    ]
+    result = run_recipe(load_recipe(write_recipe(tmp_path, rows)), out=tmp_path / "out", workers=1)
+    report = (result.out_dir / "report.html").read_text()
+    assert 'id="privacy"' in report and "email (redact)" in report
+    assert "ann.lee0@gmail.com" not in report

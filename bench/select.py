@@ -1,0 +1,185 @@
+"""``select`` on real Alpaca + Dolly: is a diverse 5,000 more diverse than a random 5,000?
+
+Reads both files (``read_file`` + ``normalize``), runs ``exact_dedup``, then draws 5,000 rows
+several ways and prints a markdown table per selection:
+
+- Dolly-category entropy (bits, over the Dolly rows' ``category``; 3 bits = 8 even categories)
+- mean nearest-neighbour cosine within the selection (exact: the static embedder's int8 vectors of
+  instruction + input, blocked matrix products), and the rows whose nearest neighbour is at
+  cosine >= 0.9 (for select at diversity 1 these are pairs the LSH missed)
+- Dolly's share of the selection
+- time and peak RSS of the select stage (fit + apply, embedding included; the process's peak
+  is reset before each run, the input table is already in memory)
+
+The rows: a seeded random 5,000; ``select`` with ``score: hash(id)`` (a fixed pseudo-random
+order, so the only difference from random is the similarity check) at diversity 0, 0.5 and 1;
+and ``score: length(output)`` (longest answers first) at diversity 0 and 1.
+
+    python bench/select.py [--budget 5000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is named select.py: run as a script, its folder comes first on sys.path and would
+# shadow the standard library's ``select`` (which socket, and so pyarrow, imports).
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _HERE]
+
+import argparse
+import contextlib
+import math
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = (REPO / ".." / "shared" / "data").resolve()
+FILES = {"alpaca": "alpaca/alpaca_data.json.gz", "dolly": "dolly/databricks-dolly-15k.jsonl.gz"}
+BLOCK = 2048
+
+
+def rss_mib(field: str) -> float:
+    """VmRSS or VmHWM (peak) of this process, MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM to the current RSS."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def nearest_cosines(quantized: np.ndarray) -> np.ndarray:
+    """Each row's largest cosine to another row, exact (int8 dot products in float32 are
+    integers below 2**24), in blocks of rows: never more than BLOCK × n at once."""
+    n = len(quantized)
+    floats = quantized.astype(np.float32)
+    norms = np.sqrt((quantized.astype(np.int32) ** 2).sum(axis=1).astype(np.float64))
+    best = np.full(n, -1.0)
+    for start in range(0, n, BLOCK):
+        dots = (floats[start : start + BLOCK] @ floats.T).astype(np.float64)
+        denominator = norms[start : start + BLOCK, None] * norms[None, :]
+        cosines = np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
+        rows = np.arange(len(dots))
+        cosines[rows, start + rows] = -1.0  # not itself
+        best[start : start + BLOCK] = cosines.max(axis=1)
+    return best
+
+
+def entropy(values: list[Any]) -> float:
+    counts = np.array(list(Counter(values).values()), np.float64)
+    if counts.sum() == 0:
+        return 0.0
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def describe(name: str, rows: np.ndarray, table: pa.Table, vectors: np.ndarray) -> dict[str, Any]:
+    chosen = table.take(pa.array(rows, pa.int64()))
+    sources = chosen.column("source").to_pylist()
+    categories = [
+        c for s, c in zip(sources, chosen.column("category").to_pylist(), strict=True) if s == "dolly"
+    ]
+    nearest = nearest_cosines(vectors[rows])
+    return {
+        "selection": name,
+        "rows": len(rows),
+        "dolly_entropy": entropy(categories),
+        "nn_cosine": float(nearest.mean()),
+        "nn_ge_0.9": int((nearest >= 0.9).sum()),
+        "dolly_share": sources.count("dolly") / max(len(sources), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not (DATA / "alpaca").is_dir():
+        sys.exit(f"needs the real data under {DATA}")
+    from curate.ingest import read_file
+    from curate.lib.embed import load_embedder, quantize
+    from curate.stages.dedup.exact import ExactDedup
+    from curate.stages.normalize import Normalize
+    from curate.stages.select import Select
+
+    table = pa.concat_tables(
+        [
+            Normalize().run(read_file(DATA / path, source=name).records).kept
+            for name, path in FILES.items()
+        ],
+        promote_options="default",
+    )
+    table = ExactDedup().run(table).kept
+    # The row number, to find each kept row again.
+    table = table.append_column("bench_row", pa.array(np.arange(table.num_rows), pa.int64()))
+    embedder = load_embedder("static")
+    started = time.perf_counter()
+    vectors = quantize(embedder.embed(Select().text(table).to_pylist()))
+    print(
+        f"{table.num_rows:,} rows after exact_dedup "
+        f"({Counter(table.column('source').to_pylist())}); "
+        f"embedding them for the metrics: {time.perf_counter() - started:.1f} s\n"
+    )
+    results = []
+    rng = np.random.default_rng(args.seed)
+    random_rows = np.sort(rng.choice(table.num_rows, size=args.budget, replace=False))
+    results.append(describe(f"random (seed {args.seed})", random_rows, table, vectors))
+    runs = [
+        ("hash(id)", 0.0),
+        ("hash(id)", 0.5),
+        ("hash(id)", 1.0),
+        ("length(output)", 0.0),
+        ("length(output)", 1.0),
+    ]
+    batches = [table.slice(i, 10_000) for i in range(0, table.num_rows, 10_000)]
+    infos = []
+    for score, diversity in runs:
+        stage = Select(budget=args.budget, score=score, diversity=diversity)
+        before = rss_mib("VmRSS")
+        reset_peak()
+        started = time.perf_counter()
+        stage.fit(batches)
+        kept = pa.concat_tables([stage.apply(batch).kept for batch in batches])
+        seconds = time.perf_counter() - started
+        peak = rss_mib("VmHWM")
+        rows = kept.column("bench_row").to_numpy()
+        row = describe(f"select score={score} diversity={diversity}", rows, table, vectors)
+        row.update(seconds=seconds, peak_rss=peak, rss_added=peak - before)
+        results.append(row)
+        infos.append((score, diversity, stage.manifest_info()))
+    print(
+        "| selection | rows | Dolly-category entropy (bits) | mean NN cosine | rows with NN ≥ 0.9 "
+        "| Dolly share | select time (s) | peak RSS (MiB) | RSS added (MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        timing = (
+            f"{r['seconds']:.1f} | {r['peak_rss']:,.0f} | {r['rss_added']:,.0f}"
+            if "seconds" in r
+            else "– | – | –"
+        )
+        print(
+            f"| {r['selection']} | {r['rows']:,} | {r['dolly_entropy']:.3f} | "
+            f"{r['nn_cosine']:.4f} | {r['nn_ge_0.9']:,} | {r['dolly_share']:.1%} | {timing} |"
+        )
+    print(f"\n(max Dolly-category entropy: log2(8) = {math.log2(8):.3f} bits)\n")
+    for score, diversity, info in infos:
+        keys = ("threshold", "selected", "rejected", "p_candidate_at_threshold", "cosines_computed")
+        seconds = {k: v for k, v in info.items() if k.startswith("seconds")}
+        print(f"score={score} diversity={diversity}: {({k: info[k] for k in keys})} {seconds}")
+
+
+if __name__ == "__main__":
+    main()
