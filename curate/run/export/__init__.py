@@ -40,6 +40,7 @@ from curate.run.export.card import (
     size_category,
 )
 from curate.run.export.hub import push_to_hub
+from curate.run.export.trainers import TRAINERS, extra_files, how_to_load, target, write_openai
 from curate.run.export.writers import (
     CHAT_SCHEMA,
     DataStats,
@@ -71,6 +72,10 @@ class ExportResult:
     """The card's ``license:`` (one Hub id, or a list when the sources differ)."""
     up_to_date: bool = False
     """True when the folder already held this export (nothing was written)."""
+    trainer: str | None = None
+    """The trainer the folder targets (``--for``), if any."""
+    left_out: dict[str, int] | None = None
+    """Records the trainer's format cannot hold, by why (``--for openai``)."""
 
     @property
     def card(self) -> Path:
@@ -83,8 +88,14 @@ def export_run(
     format: str = "parquet",
     chat: bool = False,
     overwrite: bool = False,
+    trainer: str | None = None,
 ) -> ExportResult:
-    """Write the run's records to ``to`` as a dataset folder (``format``: parquet | jsonl | hf)."""
+    """Write the run's records to ``to`` as a dataset folder (``format``: parquet | jsonl | hf),
+    or laid out for a trainer (``trainer``: trl | llama-factory | axolotl | openai, which sets the
+    format and the chat layout; see :mod:`curate.run.export.trainers`)."""
+    if trainer is not None:
+        layout = target(trainer)
+        format, chat = layout.format, layout.chat
     if format not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     run_dir, to = Path(run_dir), Path(to)
@@ -97,11 +108,12 @@ def export_run(
         )
     previous = _check_target(run_dir, to, overwrite)
     if previous is not None and not overwrite:
-        same = (previous.get("run_key"), previous.get("format"), previous.get("chat")) == (
-            manifest.run_key,
-            format,
-            chat,
-        )
+        same = (
+            previous.get("run_key"),
+            previous.get("format"),
+            previous.get("chat"),
+            previous.get("trainer"),
+        ) == (manifest.run_key, format, chat, trainer)
         if not same or not all((to / name).is_file() for name in previous.get("files", [])):
             raise RunDirError(
                 f"{to} holds another curate export (another run, format or layout, or files are "
@@ -115,6 +127,8 @@ def export_run(
             files=tuple(previous["files"]),
             license=previous.get("license", "unknown"),
             up_to_date=True,
+            trainer=trainer,
+            left_out=previous.get("left_out"),
         )
     partial = partial_path(to)
     ours = partial.is_dir() and not partial.is_symlink() and (partial / PARTIAL_MARKER).is_file()
@@ -132,11 +146,18 @@ def export_run(
     except OSError as exc:
         raise ExportError(f"cannot create {partial}: {exc.strerror or exc}") from None
     try:
+        left_out: dict[str, int] = {}
         with quiet_datasets():
-            if format == "hf":
+            if trainer == "openai":
+                files, stats, skipped = write_openai(data_files, partial)
+                left_out = dict(sorted(skipped.items()))
+            elif format == "hf":
                 files, stats = write_hf(data_files, partial, chat)
             else:
                 files, stats = write_shards(data_files, partial, format, chat)
+        if trainer is not None:
+            for name, text in extra_files(trainer, manifest.name).items():
+                (partial / name).write_text(text, encoding="utf-8")
         licenses = compile_licenses(manifest, stats.by_source)
         card = render_card(
             manifest,
@@ -146,16 +167,25 @@ def export_run(
             licenses=licenses,
             ingest_reasons=ingest_reasons(run_dir, manifest),
         )
-        card += export_marker(
-            {
-                "run_key": manifest.run_key,
-                "format": format,
-                "chat": chat,
-                "files": list(files),
-                "rows": stats.rows,
-                "license": licenses.card_value,
-            }
-        )
+        provenance: dict[str, Any] = {
+            "run_key": manifest.run_key,
+            "format": format,
+            "chat": chat,
+            "files": list(files),
+            "rows": stats.rows,
+            "license": licenses.card_value,
+        }
+        if trainer is not None:
+            card += "\n" + how_to_load(trainer, manifest.name)
+            provenance["trainer"] = trainer
+            if left_out:
+                card += (
+                    "\nLeft out of this export (the format cannot hold them as they are): "
+                    + ", ".join(f"{n} with {why}" for why, n in left_out.items())
+                    + ".\n"
+                )
+                provenance["left_out"] = left_out
+        card += export_marker(provenance)
         (partial / CARD).write_text(card, encoding="utf-8")
         (partial / PARTIAL_MARKER).unlink()
         publish(partial, to)
@@ -177,6 +207,8 @@ def export_run(
         rows=stats.rows,
         files=tuple(files),
         license=licenses.card_value,
+        trainer=trainer,
+        left_out=left_out or None,
     )
 
 
@@ -229,6 +261,7 @@ def _check_target(run_dir: Path, to: Path, overwrite: bool) -> dict[str, Any] | 
 __all__ = [
     "CHAT_SCHEMA",
     "FORMATS",
+    "TRAINERS",
     "DataStats",
     "ExportError",
     "ExportFormat",
