@@ -13,7 +13,14 @@ score: stream order) and taken one by one while fewer than ``budget`` are taken;
 skipped when its cosine to a row already taken reaches the threshold τ (``max_similarity``), or
 when its group (``by``) already holds ``per_group`` rows. Each record's request (``fields``,
 joined by newlines; a conversation's user turns) is embedded (:mod:`curate.lib.embed`) and
-quantized to int8, so every cosine is exact and reproducible.
+quantized to int8, so every cosine is exact and reproducible (a row with no text is at cosine 0
+to every row). ``budget: null`` (the default: every stage must build without params) takes every
+row the similarity and group checks let through.
+
+``score`` is a numeric column or a DuckDB expression, evaluated per batch on a connection that
+can read no file and load no extension. So that a row's score depends on that row only (and the
+selection not on how the stream is split into batches), windows, subqueries, aggregates and
+functions whose value changes between runs (``random()``, ``now()``) are refused.
 
 Diversity knob (``diversity`` = d in [0, 1]): the threshold used is
 ``τ_d = τ + (1 - d) · (1 - τ)``: d scales the margin ``1 - τ`` a candidate must keep from every
@@ -26,9 +33,13 @@ Scale: no n × n matrix. Each taken row's ``bands`` random-hyperplane keys (``ro
 into one dict per band (key -> taken rows); a candidate is compared, by its exact int8 cosine,
 only with the taken rows that share a key with it in some band. A taken neighbour that shares no
 key is missed: for a pair at exactly the threshold the chance to share one is
-``p_candidate_at_threshold`` in the manifest (0.970 at τ = 0.9 with 40 × 16; closer pairs are
-found more surely, 0.998 at 0.95). Memory: 256 bytes of vector, ``bands`` keys and a few numbers
-per row.
+``p_candidate_at_threshold`` in the manifest; closer pairs are found more surely. By default
+``rows`` is the most bits (up to 16) that keep that chance ≥ 0.99 with 40 bands: 14 bits at
+τ = 0.9 (0.992), 16 at 0.95 (0.9997), 7 at 0.7 (0.996). A lower threshold means fewer bits, so
+more taken rows share a key with each candidate and more cosines are computed. Rows are embedded
+only when the greedy reaches them, a chunk at a time: with a budget far below the input most
+rows are never embedded. Memory: the request texts, a few numbers per row, and 256 bytes of
+vector plus ``bands`` keys per taken row.
 
 Rejects: ``reason="not_selected"`` with a JSON ``detail``: ``{"nearest": id, "cosine": 0.93,
 "threshold": 0.9}`` (too similar to the taken row ``nearest``, also in ``duplicate_of``),
@@ -54,7 +65,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.errors import StageError
-from curate.lib.embed import load_embedder, quantize, simhash_bands
+from curate.lib.embed import Embedder, load_embedder, quantize, simhash_bands
 from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
 from curate.util.text import record_text
 
@@ -67,8 +78,13 @@ USER_ROLES = ("user",)
 _TABLE = "batch"
 _ROW = "__curate_select_row"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Rows whose band keys are turned into Python ints at a time.
+# Default LSH bits per band: the most up to MAX_BITS whose chance to make a pair at the
+# threshold a candidate is at least RECALL.
+MAX_BITS = 16
+RECALL = 0.99
+# Rows embedded at a time (at most; at least _MIN_CHUNK).
 _CHUNK = 4096
+_MIN_CHUNK = 256
 
 # Why a row was not taken (codes of the fitted state).
 _TAKEN, _SIMILAR, _BUDGET, _GROUP = 0, 1, 2, 3
@@ -127,7 +143,13 @@ class Select(GlobalStage):
             None, ge=0, description="Rows kept at most per value of `by` (null counts as a value)."
         )
         bands: int = Field(40, ge=1, le=256, description="LSH bands (random-hyperplane keys).")
-        rows: int = Field(16, ge=1, le=62, description="Bits per band.")
+        rows: int | None = Field(
+            None,
+            ge=1,
+            le=62,
+            description="Bits per band; null: the most (up to 16) that still give a pair at the "
+            "threshold a 0.99 chance to share a key in some band.",
+        )
         seed: int = Field(1, ge=0, lt=2**32, description="Seed of the hyperplanes.")
 
         @model_validator(mode="after")
@@ -144,16 +166,29 @@ class Select(GlobalStage):
 
     @property
     def threshold(self) -> float:
-        """The cosine at which a candidate is too close to a taken row: τ + (1 - d)(1 - τ)."""
+        """The cosine at which a candidate is too close to a taken row: τ + (1 - d)(1 - τ)
+        (rounded to 12 decimals: 0.85, not 0.8500000000000001)."""
         p = self.params
-        return p.max_similarity + (1.0 - p.diversity) * (1.0 - p.max_similarity)
+        return round(p.max_similarity + (1.0 - p.diversity) * (1.0 - p.max_similarity), 12)
 
     @property
     def checks_similarity(self) -> bool:
         return self.params.diversity > 0
 
+    @property
+    def bits(self) -> int:
+        """Bits per band: ``rows``, or the most up to 16 with recall ≥ 0.99 at the threshold."""
+        p = self.params
+        if p.rows is not None:
+            return p.rows
+        fitting = [
+            r for r in range(1, MAX_BITS + 1) if _collision(self.threshold, p.bands, r) >= RECALL
+        ]
+        return max(fitting, default=1)
+
     def prepare(self) -> None:
-        load_embedder(self.params.embedder)
+        if self.checks_similarity:  # diversity 0 embeds nothing
+            load_embedder(self.params.embedder)
 
     def check_recipe(self, sources: Sequence[str]) -> None:
         """A score expression must parse as one deterministic per-row expression."""
@@ -176,31 +211,30 @@ class Select(GlobalStage):
         self._info: dict[str, Any] = {}
 
     def text(self, table: pa.Table) -> pa.Array:
-        return record_text(
+        """The request embedded: ``fields`` joined by newlines, trimmed (an empty input adds
+        nothing)."""
+        joined = record_text(
             table, self.params.fields, separator="\n", roles=USER_ROLES, prefer_messages=True
         )
+        return pc.utf8_trim_whitespace(pc.fill_null(joined, ""))
 
     def fit(self, batches: Iterable[pa.Table]) -> None:
-        """Embed and score every batch (stream order), then take rows greedily."""
+        """Read ids, request texts, scores and groups of every batch (stream order), then take
+        rows greedily, embedding them as their turn comes (rows never reached are not embedded)."""
         self._reset()
         p = self.params
-        embedder = load_embedder(p.embedder) if self.checks_similarity else None
         started = time.perf_counter()
-        vectors: list[np.ndarray] = []
+        texts: list[pa.Array] = []
         scores: list[np.ndarray] = []
         groups: list[pa.Array] = []
         ids: list[pa.Array] = []
-        seconds_embed = 0.0
         with _connect() as con:
             if p.score is not None:
                 _check_expression(con, p.score)
             for batch in batches:
                 ids.append(batch.column("id").combine_chunks())
-                if embedder is not None:
-                    embedding = time.perf_counter()
-                    texts = pc.fill_null(self.text(batch), "")
-                    vectors.append(quantize(embedder.embed(texts.to_pylist())))
-                    seconds_embed += time.perf_counter() - embedding
+                if self.checks_similarity:
+                    texts.append(self.text(batch))
                 if p.score is not None:
                     scores.append(_score(con, batch, p.score))
                 if p.by is not None:
@@ -209,7 +243,6 @@ class Select(GlobalStage):
         n = self._n
         self._ids = pa.chunked_array(ids, pa.string())
         score = np.concatenate(scores) if scores else np.zeros(n, np.float64)
-        read = time.perf_counter()
         order = _score_order(score)
         group_of = np.zeros(n, np.int64)
         if p.by is not None:
@@ -221,12 +254,10 @@ class Select(GlobalStage):
             group_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
             self._group_names = [str(g) for g in encoded.dictionary.to_pylist()]
         self._group_of = group_of
-        quantized = (
-            np.concatenate(vectors)
-            if vectors
-            else np.zeros((0, embedder.dimension if embedder else 0), np.int8)
-        )
-        compared = self._greedy(order, quantized, group_of)
+        read = time.perf_counter()
+        embedder = load_embedder(p.embedder) if self.checks_similarity else None
+        request = pa.chunked_array(texts, pa.string()) if texts else None
+        counts = self._greedy(order, group_of, embedder, request)
         selected = int((self._cause == _TAKEN).sum())
         self._info = {
             "budget": p.budget,
@@ -245,14 +276,15 @@ class Select(GlobalStage):
                 "group_budget": int((self._cause == _GROUP).sum()),
             },
             "bands": p.bands,
-            "rows": p.rows,
-            "p_candidate_at_threshold": round(_collision(self.threshold, p.bands, p.rows), 4)
+            "rows": self.bits,
+            "p_candidate_at_threshold": round(_collision(self.threshold, p.bands, self.bits), 4)
             if self.checks_similarity
             else None,
-            "cosines_computed": compared,
-            "seconds_embed": round(seconds_embed, 3),
-            "seconds_read": round(read - started - seconds_embed, 3),
-            "seconds_select": round(time.perf_counter() - read, 3),
+            "embedded": counts["embedded"],
+            "cosines_computed": counts["compared"],
+            "seconds_read": round(read - started, 3),
+            "seconds_embed": round(counts["seconds_embed"], 3),
+            "seconds_select": round(time.perf_counter() - read - counts["seconds_embed"], 3),
         }
         if embedder is not None:
             self._info.update(
@@ -277,14 +309,21 @@ class Select(GlobalStage):
                 )
         self._fitted = True
 
-    def _greedy(self, order: np.ndarray, quantized: np.ndarray, group_of: np.ndarray) -> int:
-        """Take rows in ``order``; fill the per-row state. Returns the cosines computed."""
+    def _greedy(
+        self,
+        order: np.ndarray,
+        group_of: np.ndarray,
+        embedder: Embedder | None,
+        request: pa.ChunkedArray | None,
+    ) -> dict[str, Any]:
+        """Take rows in ``order``, filling the per-row state. The rows are embedded a chunk at a
+        time as the greedy reaches them (a row's vector does not depend on its chunk), and only
+        the taken rows' vectors are kept, in the order they were taken."""
         p = self.params
         n = self._n
-        budget = n if p.budget is None else p.budget
+        budget = n if p.budget is None else min(p.budget, n)
         per_group = n if p.per_group is None else p.per_group
         threshold = self.threshold
-        check = self.checks_similarity and n > 0
         cause = np.full(n, _BUDGET, np.int8)
         select_rank = np.zeros(n, np.int64)
         score_rank = np.empty(n, np.int64)
@@ -292,17 +331,34 @@ class Select(GlobalStage):
         nearest = np.full(n, -1, np.int64)
         similarity = np.zeros(n, np.float64)
         group_taken = np.zeros(int(group_of.max()) + 1 if n else 0, np.int64)
-        if check:
-            keys = simhash_bands(quantized, p.bands, p.rows, p.seed)
-            norms = np.sqrt((quantized.astype(np.int32) ** 2).sum(axis=1).astype(np.float64))
+        check = embedder is not None and request is not None
+        dimension = embedder.dimension if embedder is not None else 0
+        # Taken rows, in take order: row index, int8 vector, norm. Buckets hold take positions.
+        taken_rows = np.zeros(budget, np.int64)
+        taken_vectors = np.zeros((budget if check else 0, dimension), np.int8)
+        taken_norms = np.zeros(budget, np.float64)
         buckets: list[dict[int, list[int]]] = [{} for _ in range(p.bands)]
         taken = 0
-        compared = 0
-        for start in range(0, n, _CHUNK):
-            if taken >= budget:
-                break
-            rows = order[start : start + _CHUNK]
-            row_keys = keys[:, rows].T.tolist() if check else []
+        counts: dict[str, Any] = {"embedded": 0, "compared": 0, "seconds_embed": 0.0}
+        start = 0
+        while start < n and taken < budget:
+            # About as many rows as the budget still needs (more come if some are rejected).
+            rows = order[start : start + min(_CHUNK, max(_MIN_CHUNK, budget - taken))]
+            start += len(rows)
+            # Rows of a group already full are not embedded.
+            is_open = group_taken[group_of[rows]] < per_group
+            open_rows = rows[is_open]
+            slot = np.full(len(rows), -1, np.int64)
+            if check and len(open_rows):
+                assert embedder is not None and request is not None
+                embedding = time.perf_counter()
+                texts = request.take(pa.array(open_rows, pa.int64())).to_pylist()
+                vectors = quantize(embedder.embed(texts))
+                counts["seconds_embed"] += time.perf_counter() - embedding
+                counts["embedded"] += len(open_rows)
+                norms = np.sqrt((vectors.astype(np.int32) ** 2).sum(axis=1).astype(np.float64))
+                keys = simhash_bands(vectors, p.bands, self.bits, p.seed).T.tolist()
+                slot[is_open] = np.arange(len(open_rows))
             for offset, row in enumerate(rows.tolist()):
                 if taken >= budget:
                     break
@@ -310,8 +366,10 @@ class Select(GlobalStage):
                 if group_taken[group] >= per_group:
                     cause[row] = _GROUP
                     continue
-                if check:
-                    band_keys = row_keys[offset]
+                if check and norms[int(slot[offset])] > 0:
+                    # (A row with no text is at cosine 0 to every row: never checked.)
+                    here = int(slot[offset])
+                    band_keys = keys[here]
                     found: set[int] = set()
                     for band, key in enumerate(band_keys):
                         hit = buckets[band].get(key)
@@ -319,31 +377,33 @@ class Select(GlobalStage):
                             found.update(hit)
                     if found:
                         near = np.fromiter(found, np.int64, len(found))
-                        compared += len(near)
+                        counts["compared"] += len(near)
                         dots = (
-                            quantized[near].astype(np.int32) @ quantized[row].astype(np.int32)
+                            taken_vectors[near].astype(np.int32) @ vectors[here].astype(np.int32)
                         ).astype(np.float64)
-                        denominator = norms[near] * norms[row]
+                        denominator = taken_norms[near] * norms[here]
                         cosines = np.divide(
                             dots, denominator, out=np.zeros_like(dots), where=denominator > 0
                         )
                         best = cosines.max()
                         if best >= threshold:
                             # The closest taken row; among equals, the one taken first.
-                            ties = near[cosines == best]
                             cause[row] = _SIMILAR
-                            nearest[row] = ties[np.argmin(select_rank[ties])]
+                            nearest[row] = taken_rows[near[cosines == best].min()]
                             similarity[row] = best
                             continue
                     for band, key in enumerate(band_keys):
-                        buckets[band].setdefault(key, []).append(row)
+                        buckets[band].setdefault(key, []).append(taken)
+                    taken_vectors[taken] = vectors[here]
+                    taken_norms[taken] = norms[here]
+                taken_rows[taken] = row
                 taken += 1
                 cause[row] = _TAKEN
                 select_rank[row] = taken
                 group_taken[group] += 1
         self._cause, self._select_rank, self._score_rank = cause, select_rank, score_rank
         self._nearest, self._cosine = nearest, similarity
-        return compared
+        return counts
 
     def apply(self, table: pa.Table) -> StageResult:
         """Split a batch by the selection made in ``fit``; batches must come in fit order."""
@@ -488,8 +548,9 @@ def _check_expression(con: duckdb.DuckDBPyConnection, expression: str) -> None:
         kind = item.get("class")
         if kind in ("WINDOW", "SUBQUERY"):
             raise StageError(
-                f"{prefix}: {kind.lower()}s are refused (a score is computed row by row, so that "
-                "it does not depend on how the data is split into batches)"
+                f"{prefix}: {'window functions' if kind == 'WINDOW' else 'subqueries'} are "
+                "refused (a score is computed row by row, so that it does not depend on how the "
+                "data is split into batches)"
             )
         name = str(item.get("function_name", "")).lower()
         if kind in ("FUNCTION", "AGGREGATE") and name in aggregates:

@@ -6,31 +6,28 @@ several ways and prints a markdown table per selection:
 - Dolly-category entropy (bits, over the Dolly rows' ``category``; 3 bits = 8 even categories)
 - mean nearest-neighbour cosine within the selection (exact: the static embedder's int8 vectors of
   instruction + input, blocked matrix products), and the rows whose nearest neighbour is at
-  cosine >= 0.9 (for select at diversity 1 these are pairs the LSH missed)
+  cosine >= the run's threshold (for select these are pairs the LSH missed)
 - Dolly's share of the selection
 - time and peak RSS of the select stage (fit + apply, embedding included; the process's peak
   is reset before each run, the input table is already in memory)
 
-The rows: a seeded random 5,000; ``select`` with ``score: hash(id)`` (a fixed pseudo-random
-order, so the only difference from random is the similarity check) at diversity 0, 0.5 and 1;
-and ``score: length(output)`` (longest answers first) at diversity 0 and 1.
+The rows: a seeded random 5,000; ``select: {budget: 5000}`` as is (no score: stream order, so
+Alpaca's rows come first); ``score: hash(id)`` (a fixed pseudo-random order, so that the only
+difference from random is the similarity check) at diversity 0, 0.5 and 1 with the default
+τ = 0.9, and at diversity 0.5 and 1 with τ = 0.7 (where this embedder's neighbours are: a
+random 5,000's mean nearest-neighbour cosine is about 0.55); ``score: length(output)`` (longest
+answers first) at diversity 0 and 1. "Rows with NN ≥ threshold" counts, for select, the pairs
+its LSH missed (random and diversity 0 rows: at 0.9).
 
-    python bench/select.py [--budget 5000] [--seed 0]
+    python bench/selection.py [--budget 5000] [--seed 0]
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named select.py: run as a script, its folder comes first on sys.path and would
-# shadow the standard library's ``select`` (which socket, and so pyarrow, imports).
-_HERE = os.path.dirname(os.path.realpath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _HERE]
-
 import argparse
 import contextlib
 import math
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -84,11 +81,15 @@ def entropy(values: list[Any]) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def describe(name: str, rows: np.ndarray, table: pa.Table, vectors: np.ndarray) -> dict[str, Any]:
+def describe(
+    name: str, rows: np.ndarray, table: pa.Table, vectors: np.ndarray, threshold: float
+) -> dict[str, Any]:
     chosen = table.take(pa.array(rows, pa.int64()))
     sources = chosen.column("source").to_pylist()
     categories = [
-        c for s, c in zip(sources, chosen.column("category").to_pylist(), strict=True) if s == "dolly"
+        c
+        for s, c in zip(sources, chosen.column("category").to_pylist(), strict=True)
+        if s == "dolly"
     ]
     nearest = nearest_cosines(vectors[rows])
     return {
@@ -96,9 +97,26 @@ def describe(name: str, rows: np.ndarray, table: pa.Table, vectors: np.ndarray) 
         "rows": len(rows),
         "dolly_entropy": entropy(categories),
         "nn_cosine": float(nearest.mean()),
-        "nn_ge_0.9": int((nearest >= 0.9).sum()),
+        "threshold": threshold,
+        "nn_at_threshold": int((nearest >= threshold).sum()),
         "dolly_share": sources.count("dolly") / max(len(sources), 1),
     }
+
+
+# (label, params): select's runs, each against the same input batches.
+RUNS: list[tuple[str, dict[str, Any]]] = [
+    ("`{budget}` (no score: stream order)", {}),
+    ("score hash(id), diversity 0", {"score": "hash(id)", "diversity": 0.0}),
+    ("score hash(id), diversity 0.5 (τ_d 0.95)", {"score": "hash(id)", "diversity": 0.5}),
+    ("score hash(id), diversity 1 (τ 0.9)", {"score": "hash(id)"}),
+    (
+        "score hash(id), τ 0.7, diversity 0.5 (τ_d 0.85)",
+        {"score": "hash(id)", "max_similarity": 0.7, "diversity": 0.5},
+    ),
+    ("score hash(id), τ 0.7, diversity 1", {"score": "hash(id)", "max_similarity": 0.7}),
+    ("score length(output), diversity 0", {"score": "length(output)", "diversity": 0.0}),
+    ("score length(output), diversity 1 (τ 0.9)", {"score": "length(output)"}),
+]
 
 
 def main() -> None:
@@ -127,26 +145,20 @@ def main() -> None:
     embedder = load_embedder("static")
     started = time.perf_counter()
     vectors = quantize(embedder.embed(Select().text(table).to_pylist()))
+    sources = Counter(table.column("source").to_pylist())
     print(
-        f"{table.num_rows:,} rows after exact_dedup "
-        f"({Counter(table.column('source').to_pylist())}); "
-        f"embedding them for the metrics: {time.perf_counter() - started:.1f} s\n"
+        f"{table.num_rows:,} rows after exact_dedup ({dict(sources)}); embedding all of them "
+        f"for the metrics: {time.perf_counter() - started:.1f} s\n"
     )
     results = []
     rng = np.random.default_rng(args.seed)
     random_rows = np.sort(rng.choice(table.num_rows, size=args.budget, replace=False))
-    results.append(describe(f"random (seed {args.seed})", random_rows, table, vectors))
-    runs = [
-        ("hash(id)", 0.0),
-        ("hash(id)", 0.5),
-        ("hash(id)", 1.0),
-        ("length(output)", 0.0),
-        ("length(output)", 1.0),
-    ]
+    results.append(describe(f"random (seed {args.seed})", random_rows, table, vectors, 0.9))
     batches = [table.slice(i, 10_000) for i in range(0, table.num_rows, 10_000)]
     infos = []
-    for score, diversity in runs:
-        stage = Select(budget=args.budget, score=score, diversity=diversity)
+    for label, params in RUNS:
+        stage = Select(budget=args.budget, **params)
+        stage.prepare()
         before = rss_mib("VmRSS")
         reset_peak()
         started = time.perf_counter()
@@ -155,13 +167,16 @@ def main() -> None:
         seconds = time.perf_counter() - started
         peak = rss_mib("VmHWM")
         rows = kept.column("bench_row").to_numpy()
-        row = describe(f"select score={score} diversity={diversity}", rows, table, vectors)
+        threshold = stage.threshold if stage.checks_similarity else 0.9
+        row = describe(
+            label.format(budget=f"budget: {args.budget}"), rows, table, vectors, threshold
+        )
         row.update(seconds=seconds, peak_rss=peak, rss_added=peak - before)
         results.append(row)
-        infos.append((score, diversity, stage.manifest_info()))
+        infos.append((label, stage.manifest_info()))
     print(
-        "| selection | rows | Dolly-category entropy (bits) | mean NN cosine | rows with NN ≥ 0.9 "
-        "| Dolly share | select time (s) | peak RSS (MiB) | RSS added (MiB) |"
+        "| selection | rows | Dolly-category entropy (bits) | mean NN cosine | rows with NN ≥ "
+        "threshold | Dolly share | select time (s) | peak RSS (MiB) | RSS added (MiB) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -172,13 +187,23 @@ def main() -> None:
         )
         print(
             f"| {r['selection']} | {r['rows']:,} | {r['dolly_entropy']:.3f} | "
-            f"{r['nn_cosine']:.4f} | {r['nn_ge_0.9']:,} | {r['dolly_share']:.1%} | {timing} |"
+            f"{r['nn_cosine']:.4f} | {r['nn_at_threshold']:,} (≥ {r['threshold']:.2f}) | "
+            f"{r['dolly_share']:.1%} | {timing} |"
         )
     print(f"\n(max Dolly-category entropy: log2(8) = {math.log2(8):.3f} bits)\n")
-    for score, diversity, info in infos:
-        keys = ("threshold", "selected", "rejected", "p_candidate_at_threshold", "cosines_computed")
-        seconds = {k: v for k, v in info.items() if k.startswith("seconds")}
-        print(f"score={score} diversity={diversity}: {({k: info[k] for k in keys})} {seconds}")
+    keys = (
+        "threshold",
+        "rejected",
+        "rows",
+        "p_candidate_at_threshold",
+        "embedded",
+        "cosines_computed",
+        "seconds_read",
+        "seconds_embed",
+        "seconds_select",
+    )
+    for label, info in infos:
+        print(f"- {label.format(budget='budget')}: { ({k: info[k] for k in keys}) }")
 
 
 if __name__ == "__main__":
