@@ -247,8 +247,41 @@ def _numbers(words: list[str]) -> Counter[str]:
     return Counter(w for w in words if w[:1].isdigit())
 
 
+def _content(text: str) -> set[str]:
+    """Content words, crudely singular ("superheroes" / "superhero" stay different words)."""
+    return {
+        w[:-1] if w.endswith("s") and len(w) > 3 else w
+        for w in _words(text)
+        if len(w) > 2 and w not in _FUNCTION_WORDS
+    }
+
+
+def same_question(first: str, second: str) -> bool:
+    """The strict test for requests that share their material (one passage, one list): the
+    material dominates any similarity of the whole, so the questions must use the same content
+    words. "Who amongst these are women: <list>" is not "Who amongst these are tennis players:
+    <list>"."""
+    return _content(first) == _content(second)
+
+
+_MATERIAL = re.compile(r"[:\n]")
+
+
+def split_material(text: str, min_chars: int = 40) -> tuple[str, str]:
+    """(question, material) when a request carries its material after a colon or a line break
+    (a list to classify, a passage); else (text, "")."""
+    found = _MATERIAL.search(text)
+    if found is None or len(text) - found.end() < min_chars:
+        return text, ""
+    return text[: found.start()], text[found.end() :]
+
+
 def contrast(first: str, second: str) -> str | None:
     """Why two similar requests ask different things (``None``: nothing found)."""
+    question_a, material_a = split_material(first)
+    question_b, material_b = split_material(second)
+    if material_a and material_b and not same_question(question_a, question_b):
+        return "another question about the same material"
     a, b = _words(first), _words(second)
     if _numbers(a) != _numbers(b):
         return "numbers"

@@ -38,7 +38,7 @@ from curate.lib.minhash.lsh import connected_components
 from curate.lib.minhash.verify import Match
 from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
 from curate.stages.dedup.minhash import names_and_numbers
-from curate.util.minimal_pairs import contrast
+from curate.util.minimal_pairs import contrast, same_question
 from curate.util.text import PROMPT_ROLES, record_text
 
 KeyField = Literal["instruction", "output", "messages"]
@@ -329,6 +329,13 @@ class _PairChecks:
             if both.any():
                 sims = cosine(self.inputs, a[both], b[both])
                 ok[both] &= sims >= self.input_threshold
+                # One passage, two requests: the passage dominates the similarity of the whole,
+                # so the requests must ask with the same words.
+                if self.texts is not None and ok[both].any():
+                    rows = np.flatnonzero(both & ok)
+                    first = self.texts.take(pa.array(u[rows])).to_pylist()
+                    second = self.texts.take(pa.array(v[rows])).to_pylist()
+                    ok[rows] = [same_question(x, y) for x, y in zip(first, second, strict=True)]
         if self.texts is not None and ok.any():
             rows = np.flatnonzero(ok)
             first = self.texts.take(pa.array(u[rows])).to_pylist()

@@ -92,6 +92,11 @@ def test_minimal_pairs_and_questions_about_one_passage_stay() -> None:
         {"instruction": "Who built the Panama Canal?", "input": PASSAGE},
         {"instruction": "How long is the Panama Canal?", "input": PASSAGE},
         {"instruction": "Summarize this text.", "input": PASSAGE},
+        {"instruction": "Name some of the superhero teams as per the passage.", "input": PASSAGE},
+        {
+            "instruction": "Name some of the well-known superheroes as per the passage.",
+            "input": PASSAGE,
+        },
         {"instruction": "Summarize this text.", "input": "Photosynthesis turns light into sugar."},
     ]
     _, rejected = SemanticDedup().run(table(rows))
