@@ -29,10 +29,16 @@ STAGE_ORDER = (
     "normalize",
     "exact_dedup",
     "minhash_dedup",
+    "semantic_dedup",
     "quality",
     "language",
+    "pii",
+    "toxicity",
     "decontaminate",
+    "response_format",
+    "length",
     "expand",
+    "select",
     "mix",
 )
 MAX_DEFAULT_CHARS = 48

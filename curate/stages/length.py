@@ -17,14 +17,16 @@ until it fits. See :mod:`curate.lib.tokens`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from curate.errors import StageError
 from curate.lib.tokens import (
+    SHIPPED_TEMPLATES,
     ChatTemplate,
     Conversation,
     Tokenizer,
@@ -33,15 +35,18 @@ from curate.lib.tokens import (
     load_tokenizer,
     table_conversations,
 )
+from curate.lib.tokens.chat import FROM_TOKENIZER
+from curate.lib.tokens.tokenizer import TIKTOKEN_NAMES
 from curate.stages.base import Decision, FilterStage, StageParams, merge_infos
 
 COUNT_COLUMNS = ("prompt_tokens", "completion_tokens", "total_tokens")
 TRUNCATED_COLUMN = "truncated_turns"
 OUTCOMES = ("kept", "truncated", "too_long", "no_text", "template_error")
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
-# Histogram: exact below this, then 32 buckets per power of two (values within ~3%).
-_EXACT_BELOW = 256
-_SIGNIFICANT_BITS = 6
+# Histogram of total tokens: exact below 64, then 16 buckets per power of two (a bucket spans
+# 1/16 of its lower bound), ~200 buckets for a dataset from 30 to 100,000 tokens.
+_EXACT_BELOW = 64
+_SIGNIFICANT_BITS = 5
 
 
 class Length(FilterStage):
@@ -109,6 +114,15 @@ class Length(FilterStage):
         state = dict(self.__dict__)
         state["_tokenizer"] = state["_template"] = None  # loaded again where it is unpickled
         return state
+
+    def check_recipe(self, sources: Sequence[str]) -> None:
+        p = self.params
+        if p.chat_template == FROM_TOKENIZER and p.tokenizer in TIKTOKEN_NAMES:
+            shipped = ", ".join(SHIPPED_TEMPLATES)
+            raise StageError(
+                "chat_template: 'tokenizer' reads the template next to a tokenizer.json, but "
+                f"tokenizer {p.tokenizer!r} is tiktoken's; name a template ({shipped}) or a path"
+            )
 
     def prepare(self) -> None:
         if self._tokenizer is None:
@@ -360,7 +374,7 @@ def _bucket_top(lower: int) -> int:
 
 
 def _summary(histogram: Mapping[int, int], maximum: int) -> dict[str, Any]:
-    """p50/p90/p99 (nearest rank; the top of its bucket: exact below 256, within ~3% above),
+    """p50/p90/p99 (nearest rank; the top of its bucket: exact below 64, at most 6.25% above),
     the exact max (-1: no rows), rows, and the histogram itself (bucket lower bound -> rows), from
     which merged shards compute their percentiles."""
     buckets = sorted((int(k), int(v)) for k, v in histogram.items() if v)

@@ -10,10 +10,10 @@ extension, a ``{% generation %}`` block that only renders its body, the ``tojson
 whose ``default`` entry is used; its special tokens such as ``bos_token`` become variables), or a
 folder holding ``chat_template.jinja`` or ``tokenizer_config.json``.
 
-Many conversations render in one template call (the template wrapped in a macro and called in a
-loop): rendering per conversation costs ~4x more. The output of each is the same as a render on
-its own; when the wrapped form cannot be compiled, or a conversation makes the template raise,
-conversations are rendered one by one.
+Many conversations render in one template call (the template as the body of a loop, or a macro
+called in one): rendering per conversation costs several times more. Each output is the same as
+a render on its own (checked on the first conversations); when the wrapped form cannot be
+compiled, or a conversation makes the template raise, conversations are rendered one by one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 
 import jinja2
 import jinja2.ext
+import jinja2.meta
 import pyarrow as pa
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -146,7 +147,7 @@ def _tojson(
 
 
 class _Generation(jinja2.ext.Extension):
-    """``{% generation %}...{% endgeneration %}`` (marks assistant text in HF templates): the body."""
+    """``{% generation %}...{% endgeneration %}`` (HF marks assistant text so): its body."""
 
     tags = {"generation"}  # noqa: RUF012 (jinja2 declares it so)
 
@@ -189,19 +190,13 @@ class ChatTemplate:
             raise StageError(
                 f"chat template {self.name}: line {exc.lineno}: {exc.message}"
             ) from None
-        source = _ONE_TRAILING_NEWLINE.sub("", self.source)  # as the lexer drops it on its own
-        wrapped = (
-            "{%- macro __curate_one(messages, add_generation_prompt) +%}"
-            + source
-            + "{%+ endmacro -%}"
-            "{%- for __m, __g in __curate_items -%}"
-            "{{ __curate_one(__m, __g) }}{{ __curate_sep }}"
-            "{%- endfor -%}"
-        )
-        try:
-            self._batch = ENV.from_string(wrapped)
-        except jinja2.TemplateError:
-            self._batch = None  # e.g. {% extends %} or {% block %}: one render per conversation
+        self._batch = None
+        for wrapped in _wrappings(self.source):
+            try:
+                self._batch = ENV.from_string(wrapped)
+                break
+            except jinja2.TemplateError:
+                continue  # e.g. {% extends %}: one render per conversation
 
     def render(self, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool) -> str:
         """One conversation; raises :class:`TemplateFailure` when the template does."""
@@ -214,7 +209,7 @@ class ChatTemplate:
                 documents=None,
                 **self.variables,
             )
-        except (jinja2.TemplateError, TypeError, ValueError, LookupError) as exc:
+        except Exception as exc:  # whatever the template's code raised, for this conversation
             raise TemplateFailure(str(exc) or type(exc).__name__) from None
 
     def render_batch(
@@ -261,7 +256,7 @@ class ChatTemplate:
                 documents=None,
                 **self.variables,
             )
-        except (jinja2.TemplateError, TypeError, ValueError, LookupError):
+        except Exception:  # one conversation raised: the caller renders them one by one
             return None
         parts = text.split(separator)
         if len(parts) != len(items) + 1 or parts[-1]:
@@ -270,13 +265,52 @@ class ChatTemplate:
 
     def _check_batch(self, items: Sequence[tuple[Sequence[Mapping[str, str]], bool]]) -> None:
         """Once: the wrapped render must give what rendering one by one gives, else it is off."""
-        self._checked = True
         wrapped = self._wrapped(items)
         if wrapped is None:
-            return  # a conversation raised: the next chunks will say
+            return  # a conversation raised: checked on the next chunk
+        self._checked = True
         single = [self._render_one(m, g) for m, g in items]
         if wrapped != single:
             self._batch = None
+
+
+def _wrappings(source: str) -> list[str]:
+    """Templates that render many conversations at once (``__curate_items``, each followed by
+    ``__curate_sep``), cheapest first: the template as the body of a loop over the conversations
+    (a loop body sees nothing of the last iteration's variables; not when the template names
+    ``loop`` outside its own loops or has blocks), else as a macro called in that loop.
+
+    The opening tag ends its line, so the template's first line starts a line (``lstrip_blocks``)
+    and ``trim_blocks`` removes only that newline; the template's own trailing newline is dropped,
+    as the lexer does for a template on its own.
+    """
+    body = _ONE_TRAILING_NEWLINE.sub("", source)
+    loop = (
+        "{%- for __m, __g in __curate_items -%}"
+        "{{ __curate_one(__m, __g) }}{{ __curate_sep }}"
+        "{%- endfor -%}"
+    )
+    wrappings = [
+        "{%- macro __curate_one(messages, add_generation_prompt) %}\n"
+        + body
+        + "{%+ endmacro %}"
+        + loop
+    ]
+    try:
+        parsed = ENV.parse(source)
+    except jinja2.TemplateError:
+        return wrappings
+    inline_safe = "loop" not in jinja2.meta.find_undeclared_variables(parsed) and not any(
+        True for _ in parsed.find_all((nodes.Extends, nodes.Block, nodes.Macro, nodes.CallBlock))
+    )
+    if inline_safe:
+        wrappings.insert(
+            0,
+            "{%- for messages, add_generation_prompt in __curate_items %}\n"
+            + body
+            + "{{ __curate_sep }}{% endfor %}",
+        )
+    return wrappings
 
 
 def _special_tokens(config: Mapping[str, Any]) -> dict[str, str]:

@@ -38,17 +38,19 @@ def rendered_texts(
 ) -> list[tuple[str, str] | TemplateFailure]:
     """(prompt rendering, full rendering) of each conversation, or what the template raised."""
     items: list[tuple[Conversation, bool]] = []
+    answered: list[bool] = []
     for turns in conversations:
         last = last_assistant(turns)
+        answered.append(last is not None)
         items.append((turns if last is None else turns[:last], True))
         items.append((turns, False))
     rendered = template.render_batch(items)
     out: list[tuple[str, str] | TemplateFailure] = []
-    for index, turns in enumerate(conversations):
+    for index, has_answer in enumerate(answered):
         prompt, full = rendered[2 * index], rendered[2 * index + 1]
         if isinstance(prompt, TemplateFailure):
             out.append(prompt)
-        elif last_assistant(turns) is None:
+        elif not has_answer:
             out.append((prompt, prompt))
         elif isinstance(full, TemplateFailure):
             out.append(full)
