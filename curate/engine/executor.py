@@ -171,6 +171,11 @@ class Executor:
             )
             self._write_report(partial)
             self._publish(partial, final)
+            if any(stage.scrubs_run() for stage in stages):
+                # The checkpoints hold the rows as they were before redaction: keep only their
+                # stats. After publishing, so that a run killed before it still resumes.
+                for part in sorted((final / "stages").rglob("*.parquet")):
+                    part.unlink()
             return RunResult(final, manifest)
 
     # ------------------------------------------------------------------ ingest
@@ -330,10 +335,6 @@ class Executor:
         reject_files, rejected = write_dataset(
             reject_parts, partial / "rejects", schema=REJECT_SCHEMA
         )
-        if scrubbers:
-            # The checkpoints hold the rows as they were before redaction: keep only their stats.
-            for part in sorted((partial / "stages").rglob("*.parquet")):
-                part.unlink()
         kept_by_source, rejected_by_source = source_accounting(partial)
         sources = []
         for entry in ingest["sources"]:
