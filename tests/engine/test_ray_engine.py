@@ -231,3 +231,47 @@ def test_pii_and_toxicity_on_ray_equal_local(tmp_path: Path) -> None:
     assert_same_runs(local, distributed)
     assert stage_info(distributed, 1)["found"] == {"email": {"redact": 30}}
     assert distributed.manifest["stages"][2]["dropped"] == {"toxic": 1}
+
+
+def test_embedding_stages_on_ray_equal_local(tmp_path: Path) -> None:
+    pytest.importorskip("wordllama", reason="the static embedder is extra [embed]")
+    questions = [
+        "Which country has the largest population?",
+        "Which country has the biggest population?",
+        "How do you train for a marathon?",
+        "How would you train for a marathon?",
+        "Name three primary colors.",
+        "Write a haiku about the sea.",
+        "What is the capital of France?",
+        "Explain photosynthesis in one sentence.",
+    ]
+    rows = [
+        {"instruction": q, "input": "", "output": f"Answer number {i} " + "x" * i}
+        for i, q in enumerate(questions * 3)
+    ]
+    for i, row in enumerate(rows):
+        row["instruction"] += f" ({i // len(questions)})" if i >= len(questions) else ""
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = parse_recipe(
+        {
+            "name": "meaning",
+            "batch_size": 5,
+            "sources": [{"name": "s", "path": str(tmp_path / "rows.jsonl")}],
+            "stages": [
+                {"normalize": {}},
+                {"semantic_dedup": {}},
+                {"response_format": {}},
+                {"select": {"budget": 10, "score": "length(output)"}},
+            ],
+            "output": str(tmp_path / "out"),
+        }
+    )
+    local = run_recipe(recipe, out=tmp_path / "local", workers=1)
+    distributed = run_recipe(recipe, out=tmp_path / "ray", workers=2, engine="ray")
+    assert_same_runs(local, distributed)
+    dropped = distributed.manifest["stages"][1]["dropped"]
+    assert dropped.get("semantic_duplicate", 0) >= 2
+    # select keeps at most its budget, and never two rows at cosine >= 0.9 (the same questions
+    # with another number in brackets are "not selected" as too similar).
+    assert 0 < distributed.manifest["rows"]["output_records"] <= 10
+    assert distributed.manifest["stages"][3]["dropped"]["not_selected"] > 0
