@@ -6,16 +6,17 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from curate.errors import CurateError
 from curate.util.terminal import console
+
+if TYPE_CHECKING:  # pyarrow loads with the commands that print tables: `curate --help` stays light
+    import pyarrow as pa
 
 app = typer.Typer(
     name="curate",
@@ -162,6 +163,8 @@ def query(
 
 
 def print_table(result: pa.Table, fmt: str, limit: int = 50) -> None:
+    import pyarrow.csv as pacsv
+
     if fmt == "csv":
         buffer = io.BytesIO()
         pacsv.write_csv(_plain(result), buffer)
@@ -182,6 +185,8 @@ def print_table(result: pa.Table, fmt: str, limit: int = 50) -> None:
 
 
 def _plain(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
     # CSV cannot hold nested values: write them as JSON text.
     columns = []
     for column in table.columns:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import pyarrow as pa
 import typer
 from rich.table import Table
 
 from curate.errors import CurateError
-from curate.templates import DEFAULT_TEMPLATE_DIR, Expander, Family, load_families
-from curate.templates.render import RenderError, example_table, record_context, render
-from curate.util.hashing import splitmix64, stable_seed
 from curate.util.terminal import console
+
+if TYPE_CHECKING:  # loaded by the commands that use them: `curate --help` stays light
+    import pyarrow as pa
+
+    from curate.templates import Expander, Family
 
 templates_app = typer.Typer(
     name="templates",
@@ -36,6 +36,8 @@ NoBuiltin = Annotated[
 def _families(
     dirs: list[Path] | None, no_builtin: bool, only: list[str] | None = None
 ) -> list[Family]:
+    from curate.templates import DEFAULT_TEMPLATE_DIR, load_families
+
     directories = ([] if no_builtin else [DEFAULT_TEMPLATE_DIR]) + list(dirs or [])
     return load_families(directories, only)
 
@@ -87,6 +89,13 @@ def render_family(
     no_builtin: NoBuiltin = False,
 ) -> None:
     """Render N records with a family: from its built-in examples, or sampled from --data."""
+    import numpy as np
+    import pyarrow as pa
+
+    from curate.templates import Expander
+    from curate.templates.render import example_table
+    from curate.util.hashing import splitmix64, stable_seed
+
     (chosen,) = _families(dirs, no_builtin, [family])
     if data is None:
         records = example_table(chosen)
@@ -126,6 +135,12 @@ def render_family(
 def _render_all(
     expander: Expander, family: Family, records: pa.Table, sample: int, seed: int
 ) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from curate.templates.render import RenderError, record_context, render
+    from curate.util.hashing import splitmix64, stable_seed
+
     prep = expander.prepare(records)
     applies = np.flatnonzero(prep.matrix.any(axis=1))
     if len(applies) == 0:
@@ -181,6 +196,8 @@ def _show(
 
 
 def _read(path: Path) -> pa.Table:
+    import pyarrow as pa
+
     from curate.ingest import read_file
     from curate.ingest.files import expand_paths
 
