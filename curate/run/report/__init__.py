@@ -1,5 +1,5 @@
 """``report.html``: a self-contained page per run (funnel, sources, languages, tasks, lengths,
-duplicate clusters, reject samples).
+diversity, duplicate clusters, reject samples).
 
 Numbers come from the manifest (the funnel, per-source accounting) and from DuckDB queries over the
 run's parquet files (distributions, clusters, samples), so a report can be rebuilt for any finished
@@ -23,7 +23,9 @@ from curate.run.funnel import funnel_steps
 from curate.run.inspect import Keeper, Table, find_keepers
 from curate.run.manifest import Manifest
 from curate.run.query import connect, load_manifest, run_columns, stage_order
-from curate.run.report.charts import bar_chart, histogram
+from curate.run.report.charts import PALETTE, bar_chart, grouped_histogram, histogram, scatter
+from curate.run.report.diversity import HISTOGRAM_BINS, MAP_SOURCES, Diversity
+from curate.run.report.diversity import collect as collect_diversity
 from curate.util.files import write_bytes_atomic
 
 REPORT = "report.html"
@@ -46,6 +48,8 @@ class ReportData:
     clusters: list[dict[str, Any]]
     reject_groups: list[dict[str, Any]]
     charts: dict[str, str] = field(default_factory=dict)
+    # The "Diversity" section (None only for data built by hand without it).
+    diversity: Diversity | None = None
 
     def summary(self) -> dict[str, Any]:
         """The numbers a test or a script can check against the manifest."""
@@ -63,6 +67,7 @@ class ReportData:
             "rejects_by_reason": {
                 f"{g['stage']}/{g['reason']}": g["count"] for g in self.reject_groups
             },
+            "diversity": self.diversity.summary() if self.diversity else None,
         }
 
 
@@ -267,6 +272,7 @@ def collect(run_dir: Path) -> ReportData:
             lengths=lengths,
             clusters=_clusters(con, columns),
             reject_groups=_reject_groups(con, stage_order(manifest)),
+            diversity=collect_diversity(con, columns, manifest.seed),
         )
     except duckdb.Error as exc:
         raise CurateError(f"cannot build the report for {run_dir}: {exc}") from None
@@ -309,6 +315,45 @@ def _charts(data: ReportData) -> dict[str, str]:
             lengths["bins"],
             lengths["counts"],
             title=f"{name} length in characters (bins are [low, high))",
+        )
+    if data.diversity is not None:
+        charts.update(_diversity_charts(data.diversity))
+    return charts
+
+
+def _diversity_charts(found: Diversity) -> dict[str, str]:
+    charts: dict[str, str] = {}
+    samples = [(name, m) for name, m in (("before", found.before), ("after", found.after)) if m]
+    if found.status == "ok" and samples:
+        charts["diversity_nn"] = grouped_histogram(
+            found.histogram_bins,
+            [[100 * n / max(1, m.rows) for n in m.histogram] for _, m in samples],
+            names=[f"{name} ({m.rows:,} rows)" for name, m in samples],
+            unit=" %",
+            title="nearest-neighbour cosine within each sample (share of rows; bins are "
+            f"[low, +{1 / HISTOGRAM_BINS:.2f}))",
+        )
+    if found.status == "ok" and found.points:
+        counts: dict[str, int] = {}
+        for point in found.points:
+            counts[point.source] = counts.get(point.source, 0) + 1
+        ranked = sorted(counts, key=lambda s: (-counts[s], s))
+        named = ranked if len(ranked) <= MAP_SOURCES + 1 else ranked[:MAP_SOURCES]
+        group = {source: i for i, source in enumerate(named)}
+        other = len(named)
+        names = [f"{s} ({counts[s]:,})" for s in named]
+        if len(ranked) > len(named):
+            names.append(f"other ({sum(counts[s] for s in ranked[len(named) :]):,})")
+        first, second = found.explained
+        charts["diversity_map"] = scatter(
+            [p.x for p in found.points],
+            [p.y for p in found.points],
+            [group.get(p.source, other) % len(PALETTE) for p in found.points],
+            names=names,
+            titles=[f"{p.source}: {p.text}" for p in found.points],
+            x_label=f"first principal component ({100 * first:.1f} % of the variance)",
+            y_label=f"second ({100 * second:.1f} %)",
+            title=f"kept sample, {len(found.points):,} rows, coloured by source",
         )
     return charts
 

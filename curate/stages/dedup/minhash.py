@@ -74,9 +74,10 @@ from curate.lib.minhash.reference import (
 )
 from curate.lib.minhash.signatures import MinHasher, Scheme, ShingleKind, document_text
 from curate.lib.minhash.store import HashStore
-from curate.lib.minhash.verify import PairVerifier
+from curate.lib.minhash.verify import Match, PairVerifier
 from curate.stages.base import Decision, SplitFitStage, StageParams, StageResult, apply_decision
 from curate.stages.dedup.exact import KeyField
+from curate.util.minimal_pairs import contrast
 
 CLUSTER_SIZE_COLUMN = "dup_cluster_size"
 # Rows of fit's first step (see MinHashDedup.band_rows): group them by ``part`` to find buckets.
@@ -361,6 +362,14 @@ class MinHashDedup(SplitFitStage):
         self._ids.append(_as_array(batch.column("id")))
         self._keys.add_batch(batch)
         self._n += n
+        self.collect_requests(batch)
+
+    def collect_requests(self, batch: pa.Table) -> None:
+        """Hook for a version that checks pairs on the requests' text (v3); default: nothing."""
+
+    def pair_guard(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+        """Which verified pairs (u[i], v[i]) may stay duplicates; None: all of them."""
+        return None
 
     def _add_candidates(self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray) -> None:
         """Shingle sets / signatures / field word sets of the batch's candidate documents."""
@@ -469,13 +478,22 @@ class MinHashDedup(SplitFitStage):
             field_sets={name: store.index(docs) for name, store in self._field_words.items()},
             field_thresholds=self.field_checks(),
         )
-        verified, _, _, _ = verifier.match(u, v)
+
+        def match(a: np.ndarray, b: np.ndarray) -> Match:
+            ok, similarity, exact, fields = verifier.match(a, b)
+            if ok.any():
+                allowed = self.pair_guard(a[ok], b[ok])
+                if allowed is not None:
+                    ok[ok] = allowed
+            return ok, similarity, exact, fields
+
+        verified, _, _, _ = match(u, v)
         clock.lap("verify")
         labels = connected_components(n, u[verified], v[verified])
         keepers = choose_keepers(
             labels,
             self._rank_order,
-            verifier.match,
+            match,
             self._n_ref,
             field_names=self.field_checks(),
             transitive=p.clusters == "connected",
@@ -680,6 +698,53 @@ class MinHashDedupV2(MinHashDedup):
         if "instruction" not in batch.column_names:
             return None
         return names_and_numbers(batch.column("instruction"))
+
+
+class MinHashDedupV3(MinHashDedupV2):
+    """``minhash_dedup_v2`` that also keeps minimal pairs apart (``minimal_pairs``): two requests
+    that differ in a negation, a word and its opposite ("official" / "unofficial"), an added
+    condition ("as a coach" / "as a player and coach"), or that ask another question about the
+    same list, are not duplicates however many words they share (``curate.util.minimal_pairs``;
+    from the near-duplicate audit's wrong drops, ``bench/audit/``)."""
+
+    name: ClassVar[str] = "minhash_dedup_v3"
+
+    class Params(MinHashDedupV2.Params):
+        minimal_pairs: bool = Field(
+            True,
+            description="Keep minimal pairs apart: requests that differ in a negation, an "
+            "opposite, an added condition, or ask another question about the same list.",
+        )
+
+    params: Params
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._requests: list[pa.Array] = []
+
+    def collect_requests(self, batch: pa.Table) -> None:
+        if self.params.minimal_pairs:
+            column = batch.column("instruction") if "instruction" in batch.column_names else None
+            self._requests.append(
+                pc.fill_null(_as_array(column), "")
+                if column is not None
+                else pa.array([""] * batch.num_rows, pa.string())
+            )
+
+    def pair_guard(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+        if not self.params.minimal_pairs or not self._requests:
+            return None
+        requests = pa.chunked_array(self._requests, pa.string())
+        n_ref = self._n_ref
+        first = requests.take(pa.array(np.maximum(u - n_ref, 0))).to_pylist()
+        second = requests.take(pa.array(np.maximum(v - n_ref, 0))).to_pylist()
+        return np.array(
+            [
+                a < n_ref or b < n_ref or contrast(x, y) is None
+                for a, b, x, y in zip(u.tolist(), v.tolist(), first, second, strict=True)
+            ],
+            dtype=bool,
+        )
 
 
 NAMES_CHECK = "instruction:names"

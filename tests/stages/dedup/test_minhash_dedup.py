@@ -29,6 +29,7 @@ from curate.stages.dedup.minhash import (
     SIGNATURE_COLUMN,
     MinHashDedup,
     MinHashDedupV2,
+    MinHashDedupV3,
 )
 from curate.util.text import matching_text
 
@@ -92,8 +93,9 @@ def planted_corpus(seed: int = 0, bases: int = 60) -> tuple[pa.Table, dict[int, 
 
 
 def test_registered_under_its_recipe_key() -> None:
-    # The recipe key resolves to v2 (field thresholds on by default); v1 stays for old recipes.
-    assert get_stage("minhash_dedup") is MinHashDedupV2
+    # The recipe key resolves to v3 (minimal pairs kept apart); v1 and v2 stay for old recipes.
+    assert get_stage("minhash_dedup") is MinHashDedupV3
+    assert get_stage("minhash_dedup_v2") is MinHashDedupV2
     assert get_stage("minhash_dedup_v1") is MinHashDedup
     assert MinHashDedup.name == "minhash_dedup_v1"
     from curate.stages import MinHashDedup as imported
@@ -647,3 +649,30 @@ def test_v2_keeps_different_questions_about_one_passage_apart() -> None:
         "Which duke visited Swarcliffe Hall in 1888 ?"
     ]
     assert MinHashDedupV2(field_thresholds={}, same_names=False).run(table).rejected.num_rows == 2
+
+
+def test_v3_keeps_minimal_pairs_apart() -> None:
+    """Wrong drops of v2 read in bench/audit/near_duplicate.jsonl: one word flips the request."""
+    pairs = [
+        (
+            "What are the official forms of written Norwegian?",
+            "What are the unofficial forms of written Norwegian?",
+        ),
+        (
+            "Tell me whether these countries hosted the Olympics: Afghanistan, Albania, Algeria, Andorra, Angola",
+            "Tell me whether these countries won the football World Cup: Afghanistan, Albania, Algeria, Andorra, Angola",
+        ),
+    ]
+    table = records(
+        [{"instruction": text, "output": "An answer."} for pair in pairs for text in pair]
+    )
+    loose = MinHashDedupV3(
+        threshold=0.3, ngram=2, field_thresholds={}, same_names=False, minimal_pairs=False
+    )
+    assert loose.run(table).rejected.num_rows == 2  # word overlap alone calls them duplicates
+    assert (
+        MinHashDedupV3(threshold=0.3, ngram=2, field_thresholds={}, same_names=False)
+        .run(table)
+        .rejected.num_rows
+        == 0
+    )
