@@ -67,7 +67,6 @@ _SCOPE = {
     "more",
     "less",
     "fewer",
-    "most",
     "least",
     "last",
     "next",
@@ -183,8 +182,20 @@ _OPPOSITES |= {
         "send/receive",
     )
 }
-# Words whose place in a sentence says little about what is asked.
+# Words whose place in a sentence says little about what is asked, and the words that frame a
+# reading task ("According to the text, ...", "Based on the following passage, ...").
 _FUNCTION_WORDS = {
+    "according",
+    "text",
+    "passage",
+    "paragraph",
+    "article",
+    "reference",
+    "given",
+    "based",
+    "following",
+    "provided",
+    "most",
     "a",
     "an",
     "the",
@@ -276,6 +287,22 @@ def split_material(text: str, min_chars: int = 40) -> tuple[str, str]:
     return text[: found.start()], text[found.end() :]
 
 
+# Minimal pairs are short requests; in longer ones an added or reworded sentence is common and
+# harmless, so only the strongest signal (an opposite) is checked there.
+_SHORT_WORDS = 30
+
+
+def _opposite(only_a: set[str], only_b: set[str]) -> str | None:
+    for word in sorted(only_a):
+        for other in sorted(only_b):
+            if frozenset((word, other)) in _OPPOSITES:
+                return f"opposite: {word} / {other}"
+            longer, shorter = (word, other) if len(word) > len(other) else (other, word)
+            if any(longer == prefix + shorter for prefix in _PREFIXES):
+                return f"opposite: {word} / {other}"
+    return None
+
+
 def contrast(first: str, second: str) -> str | None:
     """Why two similar requests ask different things (``None``: nothing found)."""
     question_a, material_a = split_material(first)
@@ -285,18 +312,18 @@ def contrast(first: str, second: str) -> str | None:
     a, b = _words(first), _words(second)
     if _numbers(a) != _numbers(b):
         return "numbers"
+    if max(len(a), len(b)) > _SHORT_WORDS:
+        # A long request that adds a sentence ("My car is not that old!") is still the same
+        # request: only an opposite tells two long ones apart here.
+        return _opposite(set(a) - set(b), set(b) - set(a))
     only_a, only_b = set(a) - set(b), set(b) - set(a)
     if sum(w in _NEGATIONS or w.endswith("n't") for w in a) != sum(
         w in _NEGATIONS or w.endswith("n't") for w in b
     ):
         return "negation"
-    for word in only_a:
-        for other in only_b:
-            if frozenset((word, other)) in _OPPOSITES:
-                return f"opposite: {word} / {other}"
-            longer, shorter = (word, other) if len(word) > len(other) else (other, word)
-            if any(longer == prefix + shorter for prefix in _PREFIXES):
-                return f"opposite: {word} / {other}"
+    opposite = _opposite(only_a, only_b)
+    if opposite:
+        return opposite
     scope = (only_a | only_b) & _SCOPE
     if scope:
         return f"scope: {', '.join(sorted(scope))}"

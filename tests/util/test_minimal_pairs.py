@@ -41,6 +41,18 @@ def test_differences_that_change_the_request(first: str, second: str, why: str) 
         ("Why do babies cry?", "Why do babies cry so much?"),
         ("Who is the current prime minister of India?", "Who is the prime minister of India?"),
         ("Explain how self-driving cars work.", "Explain how a self-driving car works."),
+        # From the near-duplicate audit: labeled correct drops.
+        (
+            "According to the text what are the most common symptoms of COVID-19?",
+            "What are the common symptoms of COVID-19?",
+        ),
+        (
+            "Why is my car making a clicking sound when I try to start it? The lights are turning "
+            "on and the radio works, but the engine does not turn over and I have no idea why",
+            "Why is my car making a clicking sound when I try to start it? The lights are turning "
+            "on and the radio works, but the engine does not turn over and I have no idea why. "
+            "My car is not that old!",
+        ),
     ],
 )
 def test_paraphrases_have_no_contrast(first: str, second: str) -> None:
