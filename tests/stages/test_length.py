@@ -648,3 +648,25 @@ def test_percentiles_of_large_counts_are_within_the_bucket() -> None:
     assert summary["max"] == 70000 and summary["p99"] == 70000
     assert 1000 <= summary["p50"] <= 1000 * 17 / 16
     assert _summary({_bucket(v): 1 for v in range(64)}, 63)["p50"] == 31  # exact below 64
+
+
+def test_the_report_shows_token_lengths_per_source(tmp_path: Path) -> None:
+    import json as _json
+
+    from curate.engine.run import run_recipe
+    from curate.recipe import parse_recipe
+
+    rows = [{"instruction": f"Say hello {i} times.", "output": "hello " * i} for i in range(1, 9)]
+    (tmp_path / "a.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    recipe = parse_recipe(
+        {
+            "name": "tokens",
+            "sources": [{"name": "a", "path": str(tmp_path / "a.jsonl")}],
+            "stages": [{"normalize": {}}, {"length": {"max_total_tokens": 4096}}],
+            "output": str(tmp_path / "out"),
+        }
+    )
+    result = run_recipe(recipe, out=tmp_path / "out", workers=1)
+    report = (result.out_dir / "report.html").read_text()
+    assert 'id="token-lengths"' in report
+    assert "<td>a</td>" in report.split('id="token-lengths"')[1]

@@ -50,6 +50,8 @@ class ReportData:
     charts: dict[str, str] = field(default_factory=dict)
     # The "Diversity" section (None only for data built by hand without it).
     diversity: Diversity | None = None
+    # Token lengths per source, when the run has a `length` stage (its total_tokens column).
+    token_lengths: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The numbers a test or a script can check against the manifest."""
@@ -131,6 +133,18 @@ def _lengths(con: duckdb.DuckDBPyConnection, column: str) -> dict[str, Any]:
             for k, v in zip(names, stats, strict=True)
         },
     }
+
+
+def _token_lengths(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per source: records and the percentiles of ``total_tokens`` (what the trainer will see)."""
+    names = ("source", "records", "p50", "p90", "p99", "max", "mean")
+    rows = _rows(
+        con,
+        "SELECT source, count(*), quantile_disc(total_tokens, 0.5), "
+        "quantile_disc(total_tokens, 0.9), quantile_disc(total_tokens, 0.99), max(total_tokens), "
+        "round(avg(total_tokens), 1) FROM records GROUP BY 1 ORDER BY 1",
+    )
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _text(row: dict[str, Any]) -> dict[str, str]:
@@ -273,6 +287,7 @@ def collect(run_dir: Path) -> ReportData:
             clusters=_clusters(con, columns),
             reject_groups=_reject_groups(con, stage_order(manifest)),
             diversity=collect_diversity(con, columns, manifest.seed),
+            token_lengths=_token_lengths(con) if "total_tokens" in record_columns else [],
         )
     except duckdb.Error as exc:
         raise CurateError(f"cannot build the report for {run_dir}: {exc}") from None
