@@ -35,6 +35,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from curate.errors import StageError
+from curate.util.chat import chat_messages
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -58,34 +59,13 @@ _ONE_TRAILING_NEWLINE = re.compile(r"(?:\r\n|\r|\n)\Z")
 
 
 def conversation(record: Mapping[str, Any]) -> Conversation:
-    """The turns of one record, as ``[{role, content}, ...]``.
-
-    ``messages`` when the record has them. Otherwise one user turn (``instruction``, then a blank
-    line and ``input`` when there is one; answer choices as an ``OPTIONS:`` list when no template
-    rendered them) and one assistant turn (``output``, preceded by the ``rationale`` and a blank
-    line when the output does not already contain it), after a ``system`` turn when the record
-    has a ``system`` field. The same turns as ``curate export --chat`` writes (a copy of
-    ``curate.run.export.writers.chat_messages``: stages may not import from ``curate.run``; a test
-    keeps the two equal).
+    """The turns of one record, as ``[{role, content}, ...]``: those ``curate export --chat``
+    writes (:func:`curate.util.chat.chat_messages`), after a ``system`` turn when the record has a
+    ``system`` field, and with a missing role or content read as "" (a template renders text).
     """
-    messages = record.get("messages")
-    if messages:
-        return [{"role": m["role"] or "", "content": m["content"] or ""} for m in messages]
-    user = record.get("instruction") or ""
-    extra = record.get("input") or ""
-    if extra.strip():
-        user = f"{user}\n\n{extra}" if user else extra
-    options = record.get("options") or []
-    if options and not record.get("template_id") and not all(o in user for o in options):
-        user += "\n\nOPTIONS:\n" + "\n".join(f"- {o}" for o in options)
-    answer = record.get("output") or ""
-    rationale = (record.get("rationale") or "").strip()
-    if rationale and rationale not in answer:
-        answer = f"{rationale}\n\n{answer}" if answer else rationale
-    turns: Conversation = [
-        {"role": "user", "content": user},
-        {"role": "assistant", "content": answer},
-    ]
+    turns: Conversation = chat_messages(record)
+    if record.get("messages"):
+        return [{"role": t["role"] or "", "content": t["content"] or ""} for t in turns]
     system = record.get("system")
     if isinstance(system, str) and system.strip():
         turns.insert(0, {"role": "system", "content": system})
