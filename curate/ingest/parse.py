@@ -395,29 +395,45 @@ def _too_large(row: int, line_no: int, raw: bytes, length: int, limit: int) -> I
     )
 
 
-def _batched(items: Iterator[Item], batch_rows: int, kind: str = "records") -> Iterator[ParsedFile]:
-    batch: list[Item] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= batch_rows:
-            yield _as_parsed(batch, kind)
-            batch = []
-    if batch:
-        yield _as_parsed(batch, kind)
+class _Batcher:
+    """Rows into batches of ``size``: a row is its parsed value, or an ``Item`` carrying its
+    error. A batch of records with no error keeps plain values (the columnar path needs no Item
+    per row); any other batch is made of Items."""
 
+    def __init__(self, size: int, kind: str = "records") -> None:
+        self.size = size
+        self.kind = kind
+        self.row = 0  # index in the file of the next row
+        self._start()
 
-def _as_parsed(batch: list[Item], kind: str) -> ParsedFile:
-    """A clean batch keeps plain values (the columnar path needs no Item per row)."""
-    first_row = batch[0].row
-    if kind == "records" and all(item.error is None for item in batch):
-        return ParsedFile(
-            kind,
-            [],
-            values=[item.value for item in batch],
-            lines=[item.line for item in batch],  # type: ignore[misc]
-            first_row=first_row,
-        )
-    return ParsedFile(kind, batch, first_row=first_row)
+    def _start(self) -> None:
+        self.first_row = self.row
+        self.values: list[Any] = []
+        self.lines: list[int] = []
+        self.clean = self.kind == "records"
+
+    def add(self, value: Any, line: int) -> ParsedFile | None:
+        """Add a row; the batch when it is full."""
+        if type(value) is Item:
+            self.clean = False
+        self.values.append(value)
+        self.lines.append(line)
+        self.row += 1
+        return self.flush() if len(self.values) >= self.size else None
+
+    def flush(self) -> ParsedFile | None:
+        """The rows not yet handed out, as a batch (None when there are none)."""
+        if not self.values:
+            return None
+        values, lines, first, clean = self.values, self.lines, self.first_row, self.clean
+        self._start()
+        if clean:
+            return ParsedFile(self.kind, [], values=values, lines=lines, first_row=first)
+        items = [
+            value if type(value) is Item else Item(first + i, line, value)
+            for i, (line, value) in enumerate(zip(lines, values, strict=True))
+        ]
+        return ParsedFile(self.kind, items, first_row=first)
 
 
 class _LineParser:
@@ -491,60 +507,46 @@ def _jsonl_batches(
 ) -> Iterator[ParsedFile]:
     parser = _LineParser(display, warnings)
     limit = limits.max_record_bytes
-    row = first_row = 0
-    values: list[Any] = []
-    numbers: list[int] = []
-    bad = False
+    batcher = _Batcher(limits.batch_rows)
     for line_no, raw, length in lines:
         if not raw or (raw[0] in b" \t\r\n" and not raw.strip()):
             continue
         if length > limit:
-            value: Any = _too_large(row, line_no, raw, length, limit)
+            value: Any = _too_large(batcher.row, line_no, raw, length, limit)
         else:
-            value = parser.parse(row, line_no, raw)
-        if type(value) is Item:
-            bad = True
-        values.append(value)
-        numbers.append(line_no)
-        row += 1
-        if len(values) >= limits.batch_rows:
-            yield _line_batch(values, numbers, first_row, bad)
-            values, numbers, bad, first_row = [], [], False, row
-    if values:
-        yield _line_batch(values, numbers, first_row, bad)
+            value = parser.parse(batcher.row, line_no, raw)
+        batch = batcher.add(value, line_no)
+        if batch is not None:
+            yield batch
+    rest = batcher.flush()
+    if rest is not None:
+        yield rest
     parser.finish()
-
-
-def _line_batch(values: list[Any], numbers: list[int], first_row: int, bad: bool) -> ParsedFile:
-    if not bad:
-        return ParsedFile("records", [], values=values, lines=numbers, first_row=first_row)
-    items = [
-        value if type(value) is Item else Item(first_row + i, line_no, value)
-        for i, (line_no, value) in enumerate(zip(numbers, values, strict=True))
-    ]
-    return ParsedFile("records", items, first_row=first_row)
 
 
 def _tsv_batches(
     lines: Iterator[tuple[int, bytes, int]], display: str, limits: Limits
 ) -> Iterator[ParsedFile]:
-    def items() -> Iterator[Item]:
-        row = 0
-        for line_no, raw, length in lines:
-            if not raw.strip():
-                continue
-            if length > limits.max_record_bytes:
-                yield _too_large(row, line_no, raw, length, limits.max_record_bytes)
-            else:
-                try:
-                    yield Item(row, line_no, raw.decode("utf-8").split("\t"))
-                except UnicodeDecodeError as exc:
-                    detail = f"not valid UTF-8 at byte {exc.start} of the line"
-                    error = RowError("encoding_error", detail)
-                    yield Item(row, line_no, None, error, raw.decode("utf-8", errors="replace"))
-            row += 1
-
-    return _batched(items(), limits.batch_rows, "tsv")
+    batcher = _Batcher(limits.batch_rows, "tsv")
+    for line_no, raw, length in lines:
+        if not raw.strip():
+            continue
+        value: Any
+        if length > limits.max_record_bytes:
+            value = _too_large(batcher.row, line_no, raw, length, limits.max_record_bytes)
+        else:
+            try:
+                value = raw.decode("utf-8").split("\t")
+            except UnicodeDecodeError as exc:
+                detail = f"not valid UTF-8 at byte {exc.start} of the line"
+                error = RowError("encoding_error", detail)
+                value = Item(batcher.row, line_no, None, error, raw.decode("utf-8", "replace"))
+        batch = batcher.add(value, line_no)
+        if batch is not None:
+            yield batch
+    rest = batcher.flush()
+    if rest is not None:
+        yield rest
 
 
 # --------------------------------------------------------------------------- JSON arrays
@@ -631,10 +633,7 @@ class _ArrayReader:
         surrogates = _Surrogates()
         self.skip_ws()
         self.pos += 1  # the opening "[" (checked by the caller)
-        row = first_row = 0
-        values: list[Any] = []
-        numbers: list[int] = []
-        bad = False
+        batcher = _Batcher(batch_rows)
         after_value = False
         while True:
             if after_value:  # the common case, in one regex: a comma, then the next element
@@ -674,20 +673,15 @@ class _ArrayReader:
                     raise self.fail(self.pos, "Expecting ',' delimiter")
                 self.note(self.pos, "missing comma between elements")
             line = self.line_at(self.pos)
-            value = self._element(row, line, surrogates)
-            if type(value) is Item:
-                bad = True
-            values.append(value)
-            numbers.append(line)
-            row += 1
-            if len(values) >= batch_rows:
-                yield _line_batch(values, numbers, first_row, bad)
-                values, numbers, bad, first_row = [], [], False, row
+            batch = batcher.add(self._element(batcher.row, line, surrogates), line)
+            if batch is not None:
+                yield batch
             # After a recovered broken element the reader stands at the next element's start.
             after_value = not self.resynced
             self.resynced = False
-        if values:
-            yield _line_batch(values, numbers, first_row, bad)
+        rest = batcher.flush()
+        if rest is not None:
+            yield rest
         surrogates.warn(self.display, self.warnings)
 
     def _comma_before_end(self) -> int:
