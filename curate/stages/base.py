@@ -283,6 +283,26 @@ def apply_decision(table: pa.Table, decision: Decision, stage_name: str) -> Stag
     return StageResult(kept, rejected, stats)
 
 
+def fitted_rows(
+    stage: str, fitted: bool, table: pa.Table, ids: pa.ChunkedArray, offset: int
+) -> tuple[int, int]:
+    """For a global stage's ``apply``: the rows ``[lo, hi)`` of the stream ``fit`` saw that
+    ``table`` holds, starting at ``offset``. Called before ``fit``, or with other batches than fit
+    saw (or in another order), is an error: the decisions would land on the wrong rows."""
+    if not fitted:
+        raise StageError(f"{stage}: apply() called before fit()")
+    n = table.num_rows
+    lo, hi = offset, offset + n
+    if hi > len(ids) or (
+        n and not table.column("id").combine_chunks().equals(ids.slice(lo, n).combine_chunks())
+    ):
+        raise StageError(
+            f"{stage}: apply() got batches that differ from fit() "
+            "(give apply the same batches, in the same order)"
+        )
+    return lo, hi
+
+
 def make_rejects(
     rows: pa.Table,
     stage_name: str,

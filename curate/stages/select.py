@@ -66,7 +66,14 @@ from pydantic import Field, model_validator
 
 from curate.errors import StageError
 from curate.lib.embed import Embedder, load_embedder, quantize, simhash_bands
-from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
+from curate.stages.base import (
+    Decision,
+    GlobalStage,
+    StageParams,
+    StageResult,
+    apply_decision,
+    fitted_rows,
+)
 from curate.util.text import record_text
 
 TextField = Literal["instruction", "input", "output", "messages"]
@@ -407,20 +414,8 @@ class Select(GlobalStage):
 
     def apply(self, table: pa.Table) -> StageResult:
         """Split a batch by the selection made in ``fit``; batches must come in fit order."""
-        if not self._fitted:
-            raise StageError("select: apply() called before fit()")
+        lo, hi = fitted_rows("select", self._fitted, table, self._ids, self._apply_offset)
         n = table.num_rows
-        lo, hi = self._apply_offset, self._apply_offset + n
-        if hi > self._n or (
-            n
-            and not table.column("id")
-            .combine_chunks()
-            .equals(self._ids.slice(lo, n).combine_chunks())
-        ):
-            raise StageError(
-                "select: apply() got batches that differ from fit() "
-                "(give apply the same batches, in the same order)"
-            )
         self._apply_offset = hi
         cause = self._cause[lo:hi]
         keep = cause == _TAKEN

@@ -31,12 +31,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from curate.errors import StageError
 from curate.lib.embed import bucket_pairs, cosine, load_embedder, quantize, simhash_bands
 from curate.lib.minhash.keeper import KeeperKeys, KeepRule, choose_keepers
 from curate.lib.minhash.lsh import connected_components
 from curate.lib.minhash.verify import Match
-from curate.stages.base import Decision, GlobalStage, StageParams, StageResult, apply_decision
+from curate.stages.base import (
+    Decision,
+    GlobalStage,
+    StageParams,
+    StageResult,
+    apply_decision,
+    fitted_rows,
+)
 from curate.stages.dedup.minhash import names_and_numbers
 from curate.util.minimal_pairs import contrast, same_question
 from curate.util.text import PROMPT_ROLES, record_text
@@ -248,20 +254,10 @@ class SemanticDedup(GlobalStage):
 
     def apply(self, table: pa.Table) -> StageResult:
         """Split a batch by the clusters found in ``fit``; batches must come in fit order."""
-        if not self._fitted:
-            raise StageError("semantic_dedup: apply() called before fit()")
+        lo, hi = fitted_rows(
+            "semantic_dedup", self._fitted, table, self._id_column, self._apply_offset
+        )
         n = table.num_rows
-        lo, hi = self._apply_offset, self._apply_offset + n
-        if hi > self._n or (
-            n
-            and not table.column("id")
-            .combine_chunks()
-            .equals(self._id_column.slice(lo, n).combine_chunks())
-        ):
-            raise StageError(
-                "semantic_dedup: apply() got batches that differ from fit() "
-                "(give apply the same batches, in the same order)"
-            )
         self._apply_offset = hi
         dup_of = self._dup_of[lo:hi]
         keep = dup_of < 0
