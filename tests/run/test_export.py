@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,39 +11,13 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from testutils import REPO
 from typer.testing import CliRunner
 
 from curate import cli
 from curate.errors import RunDirError
 from curate.run.export import ExportError, chat_messages, export_run, hub_license, push_to_hub
 
-OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 CHAT_COLUMNS = ["id", "source", "messages"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo recipe run for real (every sample format, every stage, a mix) once per module."""
-    out = tmp_path_factory.mktemp("runs") / "demo"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "curate.cli",
-            "run",
-            "data_samples/recipe.yaml",
-            "--out",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **OFFLINE},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,12 @@ format's documented schema (the trainers themselves need torch and a GPU stack, 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import datasets
 import pytest
 import yaml
-from testutils import REPO
 from typer.testing import CliRunner
 
 from curate import cli
@@ -21,21 +17,6 @@ from curate.run.export import export_run
 from curate.run.export.trainers import NotOpenAI, openai_messages
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "demo"
-    result = subprocess.run(
-        [sys.executable, "-m", "curate.cli", "run", "data_samples/recipe.yaml", "--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **OFFLINE},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 def tree(root: Path) -> dict[str, bytes]:
