@@ -24,17 +24,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
-FILES = {
-    "alpaca": DATA / "alpaca" / "alpaca_data.json.gz",
-    "dolly": DATA / "dolly" / "databricks-dolly-15k.jsonl.gz",
-    "lima": DATA / "lima" / "lima.json.gz",
-}
-EXTRA = {"sharegpt": DATA / "sharegpt" / "fastchat_dummy_conversation.json"}
+from realdata import DATA, normalized
+
+FILES = ("alpaca", "dolly", "lima")
+EXTRA = ("sharegpt",)
 
 
 def best_of(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:
@@ -98,7 +93,6 @@ def main() -> int:
 
     import pyarrow as pa
 
-    from curate.ingest import read_file
     from curate.lib.tokens import (
         count_conversations,
         load_chat_template,
@@ -107,12 +101,8 @@ def main() -> int:
         table_conversations,
     )
     from curate.stages.length import Length
-    from curate.stages.normalize import Normalize
 
-    tables = {}
-    for name, path in {**FILES, **EXTRA}.items():
-        records = read_file(path, source=name, with_ids=False).records
-        tables[name] = Normalize().run(records).kept
+    tables = {name: normalized(name) for name in (*FILES, *EXTRA)}
     table = pa.concat_tables([tables[name] for name in FILES])
     n = table.num_rows
     load = os.getloadavg()[0]

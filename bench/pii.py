@@ -24,27 +24,9 @@ import resource
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pyarrow as pa
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
-REAL = {
-    "alpaca": "alpaca/alpaca_data.json.gz",
-    "dolly": "dolly/databricks-dolly-15k.jsonl.gz",
-    "lima": "lima/lima.json.gz",
-    "oasst_zh": "oasst/oaast_sft_zh.json.gz",
-    "sharegpt": "sharegpt/fastchat_dummy_conversation.json",
-}
-
-
-def load(name: str) -> pa.Table:
-    from curate.ingest import read_file
-    from curate.stages.normalize import Normalize
-
-    records = read_file(DATA / REAL[name], source=name).records
-    return Normalize().run(records).kept
+from realdata import DATA, PATHS, normalized
 
 
 def fakes(seed: int) -> list[tuple[str, str]]:
@@ -268,7 +250,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (DATA / "alpaca").is_dir():
         sys.exit(f"needs the real data under {DATA}")
-    tables = {name: load(name) for name in REAL}
+    tables = {name: normalized(name) for name in PATHS}
     planted(tables, args.seed)
     real(tables, args.show, args.seed)
     speed(tables)

@@ -16,14 +16,8 @@ import random
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
-FILES = {
-    "alpaca": DATA / "alpaca" / "alpaca_data.json.gz",
-    "dolly": DATA / "dolly" / "databricks-dolly-15k.jsonl.gz",
-}
+from realdata import DATA, concatenated
 
 
 def main() -> int:
@@ -36,17 +30,9 @@ def main() -> int:
         print(f"skipped: {DATA} not found")
         return 0
 
-    import pyarrow as pa
-
-    from curate.ingest import read_file
-    from curate.stages.normalize import Normalize
     from curate.stages.response_format import COLUMN, LABELS, ResponseFormat, answer_text
 
-    tables = []
-    for name, path in FILES.items():
-        records = read_file(path, source=name, with_ids=False).records
-        tables.append(Normalize().run(records).kept)
-    table = pa.concat_tables(tables)
+    table = concatenated(["alpaca", "dolly"])
 
     best = float("inf")
     labeled = table
@@ -55,7 +41,7 @@ def main() -> int:
         labeled = ResponseFormat().run(table).kept
         best = min(best, time.perf_counter() - started)
 
-    sources = list(FILES)
+    sources = ["alpaca", "dolly"]
     labels = labeled.column(COLUMN).to_pylist()
     source_of = labeled.column("source").to_pylist()
     counts: dict[str, Counter[str]] = {s: Counter() for s in sources}

@@ -35,10 +35,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from realdata import DATA, concatenated
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
-FILES = {"alpaca": "alpaca/alpaca_data.json.gz", "dolly": "dolly/databricks-dolly-15k.jsonl.gz"}
 BLOCK = 2048
 
 
@@ -126,19 +124,11 @@ def main() -> None:
     args = parser.parse_args()
     if not (DATA / "alpaca").is_dir():
         sys.exit(f"needs the real data under {DATA}")
-    from curate.ingest import read_file
     from curate.lib.embed import load_embedder, quantize
     from curate.stages.dedup.exact import ExactDedup
-    from curate.stages.normalize import Normalize
     from curate.stages.select import Select
 
-    table = pa.concat_tables(
-        [
-            Normalize().run(read_file(DATA / path, source=name).records).kept
-            for name, path in FILES.items()
-        ],
-        promote_options="default",
-    )
+    table = concatenated(["alpaca", "dolly"])
     table = ExactDedup().run(table).kept
     # The row number, to find each kept row again.
     table = table.append_column("bench_row", pa.array(np.arange(table.num_rows), pa.int64()))

@@ -17,13 +17,9 @@ import random
 import resource
 import sys
 import time
-from pathlib import Path
 
 import pyarrow as pa
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
-FILES = {"alpaca": "alpaca/alpaca_data.json.gz", "dolly": "dolly/databricks-dolly-15k.jsonl.gz"}
+from realdata import DATA, concatenated
 
 
 def main() -> None:
@@ -34,20 +30,12 @@ def main() -> None:
     args = parser.parse_args()
     if not (DATA / "alpaca").is_dir():
         sys.exit(f"needs the real data under {DATA}")
-    from curate.ingest import read_file
     from curate.lib.embed import load_embedder
     from curate.stages.dedup.exact import ExactDedup
     from curate.stages.dedup.minhash import MinHashDedupV2
     from curate.stages.dedup.semantic import SemanticDedup
-    from curate.stages.normalize import Normalize
 
-    table = pa.concat_tables(
-        [
-            Normalize().run(read_file(DATA / path, source=name).records).kept
-            for name, path in FILES.items()
-        ],
-        promote_options="default",
-    )
+    table = concatenated(["alpaca", "dolly"])
     rows = [("ingest + normalize", table.num_rows, 0, 0.0)]
     for stage in (ExactDedup(), MinHashDedupV2()):
         started = time.perf_counter()

@@ -20,15 +20,10 @@ import multiprocessing as mp
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = (REPO / ".." / "shared" / "data").resolve()
-FILES = {
-    "alpaca": DATA / "alpaca" / "alpaca_data.json.gz",
-    "dolly": DATA / "dolly" / "databricks-dolly-15k.jsonl.gz",
-}
+from realdata import DATA, PATHS, concatenated
+
 INSULTS = (
     "You are a fucking idiot.",
     "Shut up, you stupid bitch.",
@@ -41,18 +36,7 @@ CUT = 120
 
 
 def load(limit: int | None) -> Any:
-    import pyarrow as pa
-
-    from curate.ingest import read_file
-    from curate.stages.normalize import Normalize
-
-    tables = []
-    for name, path in FILES.items():
-        records = read_file(path, source=name, with_ids=False).records
-        if limit:
-            records = records.slice(0, limit)
-        tables.append(Normalize().run(records).kept)
-    return pa.concat_tables(tables)
+    return concatenated(["alpaca", "dolly"], limit)
 
 
 def planted(limit: int) -> tuple[Any, Any]:
@@ -62,7 +46,7 @@ def planted(limit: int) -> tuple[Any, Any]:
 
     from curate.ingest import read_file
 
-    table = read_file(FILES["alpaca"], source="alpaca").records
+    table = read_file(PATHS["alpaca"], source="alpaca").records
     table = table.filter(pc.greater(pc.utf8_length(table.column("output")), 1000))
     table = table.slice(0, limit)
     outputs = table.column("output").to_pylist()
