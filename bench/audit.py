@@ -3,7 +3,8 @@
 ``bench/audit/<reason>.jsonl`` holds, for each reason the real-data recipe produces on Alpaca +
 Dolly, a sample of its drops (>= 50, or all of them), each labeled ``correct`` or ``wrong`` with a
 one-line why (the sample: the first 50 drops in ``md5(id)`` order of the run the labels were made
-on). This script runs the current code on the same recipe and prints, per reason: drops now, rows
+on, topped up with the next unlabeled drops in that order when fixes left fewer than 50 labeled
+rows dropped). This script runs the current code on the same recipe and prints, per reason: drops now, rows
 labeled, labeled rows still dropped for that reason, the precision among them (correct / still
 dropped), and how many labeled rows are no longer dropped or now dropped for another reason —
 so a fix shows as wrong drops that went away, and a regression as correct drops that did.

@@ -1,8 +1,8 @@
 """The language stage as a filter: how many rows it drops, and are they right.
 
 For ``keep: [en]`` with each backend, ``language_v1`` (top-1 label on every field) against
-``language_v2`` (the request, dropped only on strong evidence), in the same process on the same
-rows:
+``language_v2`` (the request, dropped only on strong evidence) and ``language_v3`` (a short request
+also asks its answer), in the same process on the same rows:
 
 - Alpaca + Dolly (67,013 English-corpus rows): rows dropped, and the drops listed for reading;
   throughput and the v2/v1 speed ratio;
@@ -30,6 +30,8 @@ from curate.ingest import read_file
 from curate.ingest.builder import RowBuilder
 from curate.ingest.parse import ReadContext
 from curate.stages import get_stage
+
+VERSIONS = ("language_v1", "language_v2", "language_v3")
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 RECALL = {
@@ -64,7 +66,7 @@ def run(backend: str, show: int) -> None:
     print("|---|---:|---:|---:|")
     speeds: dict[str, float] = {}
     dropped: dict[str, pa.Table] = {}
-    for name in ("language_v1", "language_v2"):
+    for name in VERSIONS:
         stage = get_stage(name)(backend=backend)
         stage.prepare()
         started = time.perf_counter()
@@ -73,20 +75,27 @@ def run(backend: str, show: int) -> None:
         dropped[name] = rejected
         ratio = speeds[name] / speeds["language_v1"]
         print(f"| {name} | {rejected.num_rows} | {speeds[name]:,.0f} | {ratio:.2f}x |")
-    print("\n| recall set | rows | v1 dropped | v2 dropped |")
-    print("|---|---:|---:|---:|")
+    print("\n| recall set | rows | " + " | ".join(f"{n[-2:]} dropped" for n in VERSIONS) + " |")
+    print("|---|---:|" + "---:|" * len(VERSIONS))
     for label, rel in RECALL.items():
         table = _read(rel)
         shares = []
-        for name in ("language_v1", "language_v2"):
+        for name in VERSIONS:
             _, rejected = get_stage(name)(backend=backend).run(table)
             shares.append(f"{rejected.num_rows / table.num_rows:.2%}")
-        print(f"| {label} | {table.num_rows} | {shares[0]} | {shares[1]} |")
+        print(f"| {label} | {table.num_rows} | " + " | ".join(shares) + " |")
     table, buckets, langs = _langid_table()
-    print("\n| langid bucket | English kept v1 | v2 | non-English removed v1 | v2 |")
-    print("|---|---:|---:|---:|---:|")
+    short = [n[-2:] for n in VERSIONS]
+    print(
+        "\n| langid bucket | "
+        + " | ".join(f"English kept {v}" for v in short)
+        + " | "
+        + " | ".join(f"non-English removed {v}" for v in short)
+        + " |"
+    )
+    print("|---|" + "---:|" * (2 * len(VERSIONS)))
     outcome: dict[str, dict[tuple[str, bool], list[int]]] = {}
-    for name in ("language_v1", "language_v2"):
+    for name in VERSIONS:
         kept, _ = get_stage(name)(backend=backend).run(table)
         kept_rows = set(kept.column("source_row").to_pylist())
         tally: dict[tuple[str, bool], list[int]] = defaultdict(lambda: [0, 0])
@@ -98,20 +107,20 @@ def run(backend: str, show: int) -> None:
     for bucket in ("short", "medium", "long"):
         cells = []
         for english in (True, False):
-            for name in ("language_v1", "language_v2"):
+            for name in VERSIONS:
                 k, total = outcome[name][(bucket, english)]
                 cells.append(f"{(k if english else total - k) / total:.1%}")
         print(f"| {bucket} | " + " | ".join(cells) + " |")
     if show:
-        print(f"\nlanguage_v2 drops on Alpaca+Dolly (first {show}):")
-        for row in dropped["language_v2"].to_pylist()[:show]:
+        print(f"\n{VERSIONS[-1]} drops on Alpaca+Dolly (first {show}):")
+        for row in dropped[VERSIONS[-1]].to_pylist()[:show]:
             print(f"- {row['lang']}: {row['instruction'][:90]!r} ({row['detail']})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["langdetect", "fasttext"], action="append")
-    parser.add_argument("--show", type=int, default=10, help="v2 drops to list")
+    parser.add_argument("--show", type=int, default=10, help="drops of the newest version to list")
     args = parser.parse_args()
     for backend in args.backend or ["langdetect", "fasttext"]:
         run(backend, args.show)

@@ -25,12 +25,22 @@ class StageSpec(BaseModel):
         description="The stage's parameters; omitted keys take their defaults.",
     )
 
-    def build(self, seed: int | None = None) -> Stage:
-        """Instantiate the stage; a stage with a ``seed`` param gets the recipe seed unless set."""
+    def build(self, seed: int | None = None, tokenizer: str | None = None) -> Stage:
+        """Instantiate the stage; a stage with a ``seed`` param gets the recipe seed unless set,
+        and one with an optional ``tokenizer`` param (``expand``'s few-shot budget) the
+        recipe's tokenizer (its ``length`` stage's) unless set."""
         cls = get_stage(self.key)
         params = dict(self.params)
-        if seed is not None and "seed" in cls.Params.model_fields and "seed" not in params:
+        fields = cls.Params.model_fields
+        if seed is not None and "seed" in fields and "seed" not in params:
             params["seed"] = seed
+        if (
+            tokenizer is not None
+            and "tokenizer" in fields
+            and fields["tokenizer"].default is None
+            and "tokenizer" not in params
+        ):
+            params["tokenizer"] = tokenizer
         return cls(params)
 
 
@@ -92,8 +102,19 @@ class Recipe(BaseModel):
     def output_dir(self) -> Path:
         return Path(self.output or f"runs/{self.name}")
 
+    def tokenizer(self) -> str | None:
+        """The tokenizer the recipe targets: its first ``length`` stage's (default included)."""
+        for spec in self.stages:
+            cls = get_stage(spec.key)
+            if cls.name.rsplit("_v", 1)[0] == "length":
+                return str(
+                    spec.params.get("tokenizer", cls.Params.model_fields["tokenizer"].default)
+                )
+        return None
+
     def build_stages(self) -> list[Stage]:
-        return [spec.build(self.seed) for spec in self.stages]
+        tokenizer = self.tokenizer()
+        return [spec.build(self.seed, tokenizer) for spec in self.stages]
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")

@@ -100,7 +100,7 @@ def walk_fields(
     model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None
 ) -> Iterator[tuple[str, FieldInfo, Any]]:
     """(dotted key, field, default) for every field, nested models (quality's rules) after their
-    field with the defaults the enclosing default sets (quality_v2's rule settings)."""
+    field with the defaults the enclosing default sets (quality_v3's rule settings)."""
     for name, info in model.model_fields.items():
         key = f"{prefix}{name}"
         value = getattr(defaults, name) if defaults is not None else _default_value(info)

@@ -13,6 +13,8 @@ from curate.errors import CurateError, StageError
 from curate.records import REJECT_SCHEMA
 from curate.stages.base import GlobalStage, StageParams, StageResult, make_rejects, stage_stats
 from curate.templates import DEFAULT_TEMPLATE_DIR, Expander, Family, load_families
+from curate.templates.render import TokenCounter
+from curate.templates.render import count_tokens as approximate_tokens
 
 
 def template_directories(params: ExpandTemplates.Params) -> list[Path]:
@@ -67,6 +69,12 @@ class ExpandTemplates(GlobalStage):
         )
         max_tokens: int | None = Field(
             None, ge=1, description="Override the few-shot token budget."
+        )
+        tokenizer: str | None = Field(
+            None,
+            description="Count the few-shot token budget with this tokenizer (as length's "
+            "tokenizer: cl100k_base or a tokenizer.json path); default: the recipe's length "
+            "stage's tokenizer, else an approximation (words and punctuation).",
         )
         pool_size: int = Field(
             32, ge=1, description="Exemplar candidates kept per task and template."
@@ -127,7 +135,16 @@ class ExpandTemplates(GlobalStage):
             max_tokens=p.max_tokens,
             pool_size=p.pool_size,
             drop_unmatched=p.unmatched == "drop",
+            count_tokens=self._token_counter(),
         )
+
+    def _token_counter(self) -> TokenCounter:
+        if self.params.tokenizer is None:
+            return approximate_tokens
+        from curate.lib.tokens import load_tokenizer
+
+        encode = load_tokenizer(self.params.tokenizer).encode
+        return lambda text: len(encode(text))
 
     def fit(self, batches: Iterable[pa.Table]) -> None:
         self.expander.fit(batches)

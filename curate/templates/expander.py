@@ -23,10 +23,12 @@ from curate.records import MESSAGE_TYPE, RECORD_SCHEMA, compute_ids
 from curate.templates.render import (
     RecordContext,
     RenderError,
+    TokenCounter,
     may_have_options,
     record_context,
     render,
 )
+from curate.templates.render import count_tokens as approximate_tokens
 from curate.templates.select import (
     applies_mask,
     has_text,
@@ -98,8 +100,10 @@ class Expander:
         max_tokens: int | None = None,
         pool_size: int = 32,
         drop_unmatched: bool = False,
+        count_tokens: TokenCounter = approximate_tokens,
     ) -> None:
         self.families = families
+        self.count_tokens = count_tokens
         self.drop_unmatched = drop_unmatched
         self.templates: list[Template] = [t for f in families for t in f.templates]
         self.seed = seed
@@ -310,7 +314,7 @@ class Expander:
             few_shot = self._few_shot.get(t)
             exemplars = self._exemplars(ctx, t, draw, few_shot) if few_shot is not None else None
             try:
-                result = render(template, ctx, self.seed, exemplars, few_shot)
+                result = render(template, ctx, self.seed, exemplars, few_shot, self.count_tokens)
             except RenderError as exc:
                 bad_rows.append(row)
                 bad_templates.append(template.id)

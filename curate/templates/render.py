@@ -10,6 +10,7 @@ which exemplars) is decided vectorized in :mod:`curate.templates.expander`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,8 +205,12 @@ def _template_line(tb: Any) -> int | None:
 
 
 def count_tokens(text: str) -> int:
-    """Approximate token count (words and punctuation marks): no tokenizer dependency."""
+    """Approximate token count (words and punctuation marks): no tokenizer dependency; the
+    ``expand`` stage passes a real tokenizer's count instead when a recipe names one."""
     return len(_TOKEN.findall(text))
+
+
+TokenCounter = Callable[[str], int]
 
 
 @dataclass
@@ -223,17 +228,19 @@ def render(
     seed: int,
     exemplars: list[RecordContext] | None = None,
     few_shot: FewShot | None = None,
+    tokens: TokenCounter = count_tokens,
 ) -> Rendered:
     """Render ``ctx`` with ``template``; few-shot templates get ``exemplars`` (same options style).
 
-    Shots are dropped from the end until prompt + completion fit the character/token budget.
+    Shots are dropped from the end until prompt + completion fit the character/token budget
+    (tokens counted by ``tokens``).
     Raises :class:`RenderError` for a row-level problem (becomes a reject); the whole pair, shots
     included, spends one template budget (``template_budget``).
     """
     previous = ACTIVE.budget
     ACTIVE.budget = Budget(ctx.limit)
     try:
-        return _render_pair(template, ctx, seed, exemplars, few_shot)
+        return _render_pair(template, ctx, seed, exemplars, few_shot, tokens)
     finally:
         ACTIVE.budget = previous
 
@@ -244,6 +251,7 @@ def _render_pair(
     seed: int,
     exemplars: list[RecordContext] | None,
     few_shot: FewShot | None,
+    tokens: TokenCounter = count_tokens,
 ) -> Rendered:
     style = style_for(template, seed, ctx.id)
     try:
@@ -300,7 +308,7 @@ def _render_pair(
     while True:
         parts = ([prefix] if prefix else []) + shots + [prompt]
         full = few_shot.separator.join(parts)
-        if not shots or _fits(full, completion, few_shot):
+        if not shots or _fits(full, completion, few_shot, tokens):
             break
         shots.pop()
         ids.pop()
@@ -308,13 +316,10 @@ def _render_pair(
     return Rendered(full, completion, options, ids, dropped)
 
 
-def _fits(prompt: str, completion: str, few_shot: FewShot) -> bool:
+def _fits(prompt: str, completion: str, few_shot: FewShot, tokens: TokenCounter) -> bool:
     if few_shot.max_chars is not None and len(prompt) + len(completion) > few_shot.max_chars:
         return False
-    return (
-        few_shot.max_tokens is None
-        or count_tokens(prompt) + count_tokens(completion) <= few_shot.max_tokens
-    )
+    return few_shot.max_tokens is None or tokens(prompt) + tokens(completion) <= few_shot.max_tokens
 
 
 # --- validation before any run ----------------------------------------------------------------

@@ -345,3 +345,41 @@ def contrast(first: str, second: str) -> str | None:
     if Counter(order_a) == Counter(order_b) and order_a != order_b:
         return "order"
     return None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def _sentences(text: str) -> list[tuple[str, ...]]:
+    return [tuple(words) for part in _SENTENCE_END.split(text.strip()) if (words := _words(part))]
+
+
+def changed_ask(first: str, second: str) -> str | None:
+    """Two long requests that share their setting but end in another ask: the last sentence of
+    each was changed, and each keeps content words the other lacks ("... a scenario that involves
+    voluntary donation." / "... that involves manipulated, coerced donation."). A sentence only
+    added ("My car is not that old!") is not a changed ask."""
+    a, b = _sentences(first), _sentences(second)
+    if not a or not b or a[-1] == b[-1] or a[-1] in b or b[-1] in a:
+        return None
+    ask_a = {w for w in a[-1] if len(w) > 2 and w not in _FUNCTION_WORDS}
+    ask_b = {w for w in b[-1] if len(w) > 2 and w not in _FUNCTION_WORDS}
+    only_a, only_b = ask_a - ask_b, ask_b - ask_a
+    if only_a and only_b:
+        return f"another ask: {', '.join(sorted(only_a))} / {', '.join(sorted(only_b))}"
+    return None
+
+
+def contrast_with_material(
+    first: str, second: str, material_a: str = "", material_b: str = ""
+) -> str | None:
+    """:func:`contrast` of two requests whose material (a record's ``input``: a passage, a list)
+    may be given apart from the request: two requests about material both carry must ask the
+    same question (:func:`same_question`); long requests must not end in another ask
+    (:func:`changed_ask`)."""
+    if material_a.strip() and material_b.strip() and not same_question(first, second):
+        return "another question about the same material"
+    found = contrast(first, second)
+    if found is None and max(len(_words(first)), len(_words(second))) > _SHORT_WORDS:
+        found = changed_ask(first, second)
+    return found

@@ -77,7 +77,7 @@ def test_run_directory_layout_and_manifest(demo_run: Path) -> None:
         "expand",
         "mix",
     ]
-    assert stages["minhash_dedup_v3"]["dropped"] == {"near_duplicate": 1}
+    assert stages["minhash_dedup_v4"]["dropped"] == {"near_duplicate": 1}
     assert stages["mix_v1"]["info"]["realized"] == manifest["outputs"]["records"] == 60
     assert manifest["environment"]["packages"]["pyarrow"]
     # no temporary directory left beside the published run

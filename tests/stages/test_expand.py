@@ -168,3 +168,50 @@ def test_real_data_every_applicable_template_is_used_within_one_per_task() -> No
         "dolly_closed_qa",
         "invert_question",
     }
+
+
+def test_the_few_shot_budget_uses_the_recipe_tokenizer(tmp_path: Path) -> None:
+    pytest.importorskip("tiktoken")
+    from curate.lib.tokens import load_tokenizer
+    from curate.recipe import Recipe
+
+    recipe = Recipe.model_validate(
+        {
+            "name": "t",
+            "sources": [{"name": "s", "path": str(tmp_path / "x.jsonl")}],
+            "stages": [{"key": "expand", "params": {}}, {"key": "length", "params": {}}],
+        }
+    )
+    expand, length = recipe.build_stages()
+    assert expand.params.tokenizer == length.params.tokenizer == "cl100k_base"
+    named = Recipe.model_validate(
+        {**recipe.model_dump(), "stages": [{"key": "expand", "params": {"tokenizer": None}}]}
+    )
+    assert named.build_stages()[0].params.tokenizer is None
+    # Every few-shot row fits its token budget as cl100k_base counts it.
+    encode = load_tokenizer("cl100k_base").encode
+    (tmp_path / "shots.yaml").write_text(
+        "id: shots\napplies_to: {}\nfew_shot: {k: 3}\nexamples:\n"
+        "  - {instruction: a, output: b, task: t}\n  - {instruction: c, output: d, task: t}\n"
+        "templates:\n"
+        '  - {id: q, type: fs_noopt, prompt: "Q {{ instruction }}", completion: "{{ output }}"}\n'
+    )
+    stage = get_stage("expand")(
+        template_dirs=[str(tmp_path)], builtin=False, max_tokens=40, tokenizer="cl100k_base"
+    )
+    rows = [
+        # Long numbers: one "word" for the approximation, a token per three digits for cl100k.
+        {"instruction": f"Add {i}1234567890123 and 98765432109876", "output": f"{i}", "task": "t"}
+        for i in range(20)
+    ]
+    stage.fit([records_table(rows)])
+    out = stage.apply(records_table(rows)).kept.to_pylist()
+    shot_rows = [r for r in out if r["exemplar_ids"]]
+    assert shot_rows, "no row kept a shot"
+    for row in shot_rows:
+        assert len(encode(row["instruction"])) + len(encode(row["output"])) <= 40
+    # The approximation (words and punctuation) lets other rows keep their shots.
+    rough = get_stage("expand")(template_dirs=[str(tmp_path)], builtin=False, max_tokens=40)
+    rough.fit([records_table(rows)])
+    kept_shots = [len(r["exemplar_ids"]) for r in rough.apply(records_table(rows)).kept.to_pylist()]
+    assert kept_shots != [len(r["exemplar_ids"]) for r in out]

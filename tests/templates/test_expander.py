@@ -299,3 +299,20 @@ def test_tiny_batches(tmp_path: Path, n: int) -> None:
     expander = Expander(load_families([family_dir(tmp_path)]))
     out = run(expander, [records(n)])
     assert out.num_rows == n
+
+
+def test_the_token_budget_counts_with_the_counter_given(tmp_path: Path) -> None:
+    (family,) = load_families([family_dir(tmp_path, zero_shot=0, few_shot=True)])
+    template = family.templates[0]
+    assert template.few_shot is not None
+    budget = template.few_shot.model_copy(update={"max_chars": None, "max_tokens": 40})
+    ctx = record_context({"id": "r", "instruction": "short question", "output": "yes"})
+    shots = [
+        record_context({"id": f"e{i}", "instruction": "an example", "output": "o"})
+        for i in range(2)
+    ]
+    # Words and punctuation: both shots fit in 40; a tokenizer that sees one token per
+    # character fits none of them.
+    assert render(template, ctx, 0, shots, budget).exemplar_ids == ["e0", "e1"]
+    by_char = render(template, ctx, 0, shots, budget, len)
+    assert by_char.exemplar_ids == [] and by_char.shots_dropped == 2

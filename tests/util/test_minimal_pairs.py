@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from curate.util.minimal_pairs import contrast
+from curate.util.minimal_pairs import changed_ask, contrast, contrast_with_material
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,31 @@ def test_differences_that_change_the_request(first: str, second: str, why: str) 
 )
 def test_paraphrases_have_no_contrast(first: str, second: str) -> None:
     assert contrast(first, second) is None
+
+
+def test_a_changed_ask_and_an_added_sentence() -> None:
+    setting = (
+        "Imagine a world where life expectancy is fixed and the same for everyone at birth, yet "
+        "people can extend the life of someone else at the expense of their own. "
+    )
+    found = changed_ask(
+        setting + "Talk about a scenario that involves voluntary donation.",
+        setting + "Talk about a scenario that involves manipulated, coerced donation.",
+    )
+    assert found is not None and found.startswith("another ask")
+    added = setting + "Talk about a scenario that involves voluntary donation."
+    assert changed_ask(added, added + " Keep it short!") is None
+
+
+def test_material_given_apart_must_be_asked_the_same_question() -> None:
+    passage = "The Eastern Group of São Miguel, Santa Maria and Formigas Islets."
+    assert (
+        contrast_with_material(
+            "Extract the islands.", "Extract the groups of islands.", passage, passage
+        )
+        == "another question about the same material"
+    )
+    assert (
+        contrast_with_material("Extract the islands.", "Extract the islands!", passage, passage)
+        is None
+    )

@@ -37,16 +37,27 @@ _NUMBERS = r"[\d+\-*/^=<>%×÷.,()\[\]]+(?:\s+[\d+\-*/^=<>%×÷.,()\[\]]+)*"
 # which long German text survives: long non-English is still removed at 99.8 %).
 _NAMES = r"(\p{Ll}[,;]? )\p{Lu}\p{L}*(?: \p{Lu}\p{L}*)*"
 _SPACE = r"\s+"
+# A word or phrase asked about ("What does zan zendegi azadi mean?", "the word 'hygge'"): the
+# request mentions it, in whatever language it is, and is written in the words around it.
+_MENTION = (
+    r"(?i)\b(what (?:does|do|did|is meant by))\s+[^.?!\n]{1,60}?\s+(means?|stand for|refer to)\b"
+    r"|\b((?:the|this) (?:word|phrase|term|expression|idiom|saying))\s+[^\s.?!,]+(?:\s+[^\s.?!,]+){0,3}"
+)
 
 # Default margins per backend: (margin, growth per sqrt(n-gram)). fastText's probabilities are
 # normalized per text, so its margin does not grow.
 DEFAULT_MARGINS: dict[str, tuple[float, float]] = {"langdetect": (8.0, 2.0), "fasttext": (4.5, 0.0)}
 
 
-def request_prose(values: pa.Array | pa.ChunkedArray, max_chars: int) -> pa.Array:
-    """Prose (:func:`prose`) without quoted material, lists, numbers, formulas and names."""
+def request_prose(
+    values: pa.Array | pa.ChunkedArray, max_chars: int, *, mentions: bool = False
+) -> pa.Array:
+    """Prose (:func:`prose`) without quoted material, lists, numbers, formulas and names;
+    ``mentions``: without words or phrases the request asks about either."""
     out = prose(values, 0)
     out = pc.replace_substring_regex(out, _QUOTED, " ")
+    if mentions:
+        out = pc.replace_substring_regex(out, _MENTION, "\\1\\3 \\2")
     out = pc.replace_substring_regex(out, _LIST, ":")
     out = pc.replace_substring_regex(out, _NAMES, "\\1 ")
     out = pc.replace_substring_regex(out, _NUMBERS, " ")

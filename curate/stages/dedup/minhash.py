@@ -77,7 +77,7 @@ from curate.lib.minhash.store import HashStore
 from curate.lib.minhash.verify import Match, PairVerifier
 from curate.stages.base import Decision, SplitFitStage, StageParams, StageResult, apply_decision
 from curate.stages.dedup.exact import KeyField
-from curate.util.minimal_pairs import contrast
+from curate.util.minimal_pairs import contrast, contrast_with_material
 
 CLUSTER_SIZE_COLUMN = "dup_cluster_size"
 # Rows of fit's first step (see MinHashDedup.band_rows): group them by ``part`` to find buckets.
@@ -742,6 +742,55 @@ class MinHashDedupV3(MinHashDedupV2):
             [
                 a < n_ref or b < n_ref or contrast(x, y) is None
                 for a, b, x, y in zip(u.tolist(), v.tolist(), first, second, strict=True)
+            ],
+            dtype=bool,
+        )
+
+
+class MinHashDedupV4(MinHashDedupV3):
+    """``minhash_dedup_v3`` whose minimal pairs also see the record's ``input``: two requests about
+    one passage or list given in ``input`` must ask the same question (v3 looked at the
+    instruction only, so "Extract the names of the groups of islands ..." and "Extract the
+    names of the islands ..." over one Azores passage were duplicates), and two long requests
+    that end in another ask ("... involves voluntary donation." / "... involves manipulated,
+    coerced donation.") are kept apart (``curate.util.minimal_pairs.contrast_with_material``;
+    the two wrong drops of v3 in ``bench/audit/near_duplicate.jsonl``)."""
+
+    name: ClassVar[str] = "minhash_dedup_v4"
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._materials: list[pa.Array] = []
+
+    def collect_requests(self, batch: pa.Table) -> None:
+        super().collect_requests(batch)
+        if self.params.minimal_pairs:
+            column = batch.column("input") if "input" in batch.column_names else None
+            self._materials.append(
+                pc.fill_null(_as_array(column), "")
+                if column is not None
+                else pa.array([""] * batch.num_rows, pa.string())
+            )
+
+    def pair_guard(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+        if not self.params.minimal_pairs or not self._requests:
+            return None
+        n_ref = self._n_ref
+        at_u, at_v = pa.array(np.maximum(u - n_ref, 0)), pa.array(np.maximum(v - n_ref, 0))
+        requests = pa.chunked_array(self._requests, pa.string())
+        materials = pa.chunked_array(self._materials, pa.string())
+        return np.array(
+            [
+                a < n_ref or b < n_ref or contrast_with_material(x, y, mx, my) is None
+                for a, b, x, y, mx, my in zip(
+                    u.tolist(),
+                    v.tolist(),
+                    requests.take(at_u).to_pylist(),
+                    requests.take(at_v).to_pylist(),
+                    materials.take(at_u).to_pylist(),
+                    materials.take(at_v).to_pylist(),
+                    strict=True,
+                )
             ],
             dtype=bool,
         )

@@ -30,6 +30,7 @@ from curate.stages.dedup.minhash import (
     MinHashDedup,
     MinHashDedupV2,
     MinHashDedupV3,
+    MinHashDedupV4,
 )
 from curate.util.text import matching_text
 
@@ -94,7 +95,7 @@ def planted_corpus(seed: int = 0, bases: int = 60) -> tuple[pa.Table, dict[int, 
 
 def test_registered_under_its_recipe_key() -> None:
     # The recipe key resolves to v3 (minimal pairs kept apart); v1 and v2 stay for old recipes.
-    assert get_stage("minhash_dedup") is MinHashDedupV3
+    assert get_stage("minhash_dedup") is MinHashDedupV4
     assert get_stage("minhash_dedup_v2") is MinHashDedupV2
     assert get_stage("minhash_dedup_v1") is MinHashDedup
     assert MinHashDedup.name == "minhash_dedup_v1"
@@ -676,3 +677,38 @@ def test_v3_keeps_minimal_pairs_apart() -> None:
         .rejected.num_rows
         == 0
     )
+
+
+def test_v4_sees_the_shared_passage_and_a_changed_ask() -> None:
+    """The two wrong drops of v3 in bench/audit/near_duplicate.jsonl (Dolly)."""
+    azores = (
+        "These islands can be divided into three recognizable groups located on the Azores "
+        "Plateau: The Eastern Group of São Miguel, Santa Maria and Formigas Islets; The Central "
+        "Group of Terceira, Graciosa, São Jorge, Pico and Faial; The Western Group of Flores and Corvo."
+    )
+    world = (
+        "Imagine a world where life expectancy is fixed and the same for everyone at birth, yet "
+        'people can engage in life expectancy "donation" – meaning that someone can extend your '
+        "life three years longer at the expense of theirs. Talk about a likely scenario in this "
+        "world that involves "
+    )
+    rows = [
+        {
+            "instruction": "Extract the names of the islands located on the Azores plateau from "
+            "the text. Separate them with a comma.",
+            "input": azores,
+        },
+        {
+            "instruction": "Extract the names of the groups of islands located on the Azores "
+            "plateau from the text. Separate them with a comma.",
+            "input": azores,
+        },
+        {"instruction": world + "voluntary donation."},
+        {"instruction": world + "manipulated, coerced donation."},
+    ]
+    table = records([{"output": "An answer.", **row} for row in rows])
+    assert MinHashDedupV3().run(table).rejected.num_rows == 2
+    assert MinHashDedupV4().run(table).rejected.num_rows == 0
+    # The same request about the same passage is still a duplicate.
+    again = records([{"output": "An answer.", **rows[0]}] * 2)
+    assert MinHashDedupV4().run(again).rejected.num_rows == 1

@@ -1,5 +1,5 @@
 """language_v1: labels, script rule, safe edge cases, keep-list and scores (v1 stays for
-recipes that name it; ``language`` resolves to v2, tests/stages/filters/test_language_v2.py)."""
+recipes that name it; ``language`` resolves to v3, tests/stages/filters/test_language_v2.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .conftest import DATA, make_table
 
 
 def test_registered_under_recipe_key() -> None:
-    assert get_stage("language_v1") is Language  # the recipe key now resolves to language_v2
+    assert get_stage("language_v1") is Language  # the recipe key now resolves to language_v3
 
 
 def test_labels_common_languages() -> None:

@@ -39,7 +39,7 @@ def table(rows: list[tuple[str, ...]]) -> pa.Table:
 
 
 def test_english_requests_are_kept_and_foreign_ones_dropped() -> None:
-    stage = get_stage("language")()
+    stage = get_stage("language_v2")()
     assert stage.name == "language_v2"
     kept, rejected = stage.run(table([*ENGLISH, *FOREIGN]))
     assert sorted(kept.column("instruction").to_pylist()) == sorted(r[0] for r in ENGLISH)
@@ -54,11 +54,11 @@ def test_english_requests_are_kept_and_foreign_ones_dropped() -> None:
 
 
 def test_an_uncertain_row_is_kept_labeled_with_the_kept_language() -> None:
-    kept, _ = get_stage("language")().run(table([("Calculate 7 times 5.", "35")]))
+    kept, _ = get_stage("language_v2")().run(table([("Calculate 7 times 5.", "35")]))
     (row,) = kept.to_pylist()
     assert (row["lang"], row["lang_backend"]) == ("en", "langdetect:uncertain")
     assert row["lang_evidence"] < row["lang_margin"]
-    labeled = get_stage("language")(keep=[]).run(table([("Calculate 7 times 5.", "35")])).kept
+    labeled = get_stage("language_v2")(keep=[]).run(table([("Calculate 7 times 5.", "35")])).kept
     assert labeled.column("lang_backend")[0].as_py() == "langdetect"  # label only: the top-1
 
 
@@ -69,17 +69,17 @@ def test_quotes_numbers_lists_and_names_do_not_decide() -> None:
         ("Calculate 3^2 + 6 * (4 - 1) / 7", "11.57"),
         ("Who was José María Arizmendiarrieta?", "A Basque priest."),
     ]
-    kept, rejected = get_stage("language")().run(table(rows))
+    kept, rejected = get_stage("language_v2")().run(table(rows))
     assert rejected.num_rows == 0 and kept.num_rows == len(rows)
 
 
 def test_a_request_too_short_to_tell_is_judged_with_its_output() -> None:
-    kept, rejected = get_stage("language")().run(
+    kept, rejected = get_stage("language_v2")().run(
         table([("?", "Clovis était le premier roi des Francs, fils de Childéric.")])
     )
     assert rejected.column("lang").to_pylist() == ["fr"] and kept.num_rows == 0
     # with no fallback, a row without a request is kept as 'und'
-    kept, _ = get_stage("language")(fallback_fields=[]).run(
+    kept, _ = get_stage("language_v2")(fallback_fields=[]).run(
         table([("?", "Clovis était le premier roi des Francs, fils de Childéric.")])
     )
     assert kept.column("lang").to_pylist() == ["und"]
@@ -87,9 +87,9 @@ def test_a_request_too_short_to_tell_is_judged_with_its_output() -> None:
 
 def test_margins_are_params() -> None:
     rows = [("Generate a motivational quote", "Believe you can.")]
-    eager = get_stage("language")(margin=0, margin_growth=0).run(table(rows))
+    eager = get_stage("language_v2")(margin=0, margin_growth=0).run(table(rows))
     assert eager.rejected.num_rows == 1  # no margin: the top-1 label decides
-    assert get_stage("language")().run(table(rows)).rejected.num_rows == 0
+    assert get_stage("language_v2")().run(table(rows)).rejected.num_rows == 0
 
 
 @pytest.mark.realdata
@@ -97,5 +97,5 @@ def test_margins_are_params() -> None:
 def test_real_data_recall_on_non_english_instructions() -> None:
     ja = read_file(SHARED_DATA / "dolly_ja" / "databricks-dolly-15k-ja.jsonl.gz", source="ja")
     sample = ja.records.slice(0, 2000)
-    _, rejected = get_stage("language")().run(sample)
+    _, rejected = get_stage("language_v2")().run(sample)
     assert rejected.num_rows / sample.num_rows >= 0.995

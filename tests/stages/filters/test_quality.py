@@ -68,9 +68,9 @@ def reasons(
 
 
 def test_registered_under_recipe_key() -> None:
-    # The recipe key resolves to quality_v2 (audited defaults); these tests pin v1's rules.
+    # The recipe key resolves to quality_v3 (audited defaults); these tests pin v1's rules.
     assert get_stage("quality_v1") is Quality
-    assert get_stage("quality").name == "quality_v2"
+    assert get_stage("quality").name == "quality_v3"
 
 
 def test_v2_keeps_correct_answers_that_copy_the_input() -> None:
@@ -463,4 +463,62 @@ def test_v2_missing_context_rules_keep_answerable_rows() -> None:
         "missing_attachment",
         "missing_attachment",
         "instruction_leak",
+    ]
+
+
+def test_v3_keeps_captions_of_described_media_tool_tasks_and_repositories() -> None:
+    # Real Alpaca drops v2 made that the audit labeled wrong (bench/audit/), and correct ones v3
+    # must still make.
+    answerable = [
+        {
+            "instruction": "Add a short caption to the following photo",
+            "input": "< photo of a sunset sky>",
+            "output": "Catching the beautiful sunset before it fades away.",
+        },
+        {
+            "instruction": "Create a caption that accurately describes a given photo taken of a coffee mug.",
+            "input": "![Image of Coffee Mug][1]\n\n[1]: https://i.imgur.com/V7kGjKN.jpg",
+            "output": "A hot cup of coffee, the perfect way to start the day!",
+        },
+        {
+            "instruction": "Design an algorithm to identify different types of birds in a photo.",
+            "input": "<Image of a bird>",
+            "output": "First detect the bird with an object detection model, then classify it.",
+        },
+        {
+            "instruction": "Classify the following Github repository into one of the following "
+            "areas: deep learning, natural language processing, computer vision.",
+            "input": "https://github.com/google-research/bert",
+            "output": "Natural language processing",
+        },
+    ]
+    missing = [
+        {
+            "instruction": "Given the following chart, explain the trend it is showing",
+            "input": "<image of a chart showing a trend>",
+            "output": "The chart shows an increasing trend from 2005 to 2020.",
+        },
+        {
+            "instruction": "Given the following drawing, generate an appropriate caption.",
+            "input": "![alt text](https://image.shutterstock.com/image-vector/colored-sign-nature.jpg)",
+            "output": "Protect nature.",
+        },
+        {
+            "instruction": "Generate a funny caption for the following photo.",
+            "output": "When your date says they want to stay in.",
+        },
+        {
+            "instruction": "Critique the following website.",
+            "input": "https://www.soylux.com/",
+            "output": "The website is clean.",
+        },
+    ]
+    v2 = reasons(answerable + missing, get_stage("quality_v2")())
+    v3 = reasons(answerable + missing, get_stage("quality")())
+    assert all(v2[: len(answerable)]), v2
+    assert v3 == [None] * len(answerable) + [
+        "missing_attachment",
+        "missing_attachment",
+        "missing_attachment",
+        "url_only_input",
     ]

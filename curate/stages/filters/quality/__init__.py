@@ -155,3 +155,35 @@ class QualityV2(Quality):
         },
         qualname="QualityV2.Params",
     )
+
+
+class QualityV3(QualityV2):
+    """``quality_v2`` with three more exceptions from the audit's wrong drops (``bench/audit/``):
+    ``missing_attachment`` keeps a caption, title or hashtag for media that a placeholder or alt
+    text describes ("Add a short caption to the following photo: <photo of a sunset sky>") and a
+    task that builds a tool for media ("Design an algorithm to identify birds in a photo");
+    ``url_only_input`` keeps a repository's home page (github.com/<owner>/<name>), which names the
+    project as a Wikipedia address names its topic."""
+
+    name: ClassVar[str] = "quality_v3"
+    Params: ClassVar[type[StageParams]] = params_model(
+        RULES,
+        {
+            "echo": {"judge_input": False},
+            "repetition": {"enabled": False},
+            "refusal": {"max_words": 30, "skip_questions_to_model": True},
+            "instruction_leak": {"skip_task_writing": True},
+            "url_only_input": {
+                "keep_address_tasks": True,
+                "keep_topic_pages": True,
+                "keep_repositories": True,
+            },
+            "missing_attachment": {
+                "keep_named_subject": True,
+                "described_input_words": 4,
+                "keep_described_gist": True,
+                "keep_tool_tasks": True,
+            },
+        },
+        qualname="QualityV3.Params",
+    )

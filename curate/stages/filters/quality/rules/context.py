@@ -23,6 +23,8 @@ _URL_ONLY = r"(?i)^\s*<?(https?://|www\.)\S+>?\s*$"
 _ADDRESS_TASK = r"(?i)\b(?:sub)?domains?\b|\bhost ?names?\b|\btop-level\b|\bowner of\b|\bnormali[sz]e\b|\burl (?:structure|format|parameters?|path)\b"
 # An encyclopedic topic page: the address names the topic, and a summary of it is general knowledge
 # (a news article or a blog post, dated and specific, is not).
+# A repository's home page: the address names the project ("github.com/google-research/bert").
+_REPOSITORY = r"(?i)^\s*<?(?:https?://)?(?:www\.)?(?:github\.com|gitlab\.com|huggingface\.co)/[\w.-]+/[\w.-]+/?>?\s*$"
 _TOPIC_PAGE = r"(?i)^\s*<?(?:https?://)?(?:[\w-]+\.)*(?:wikipedia\.org/wiki/|wikiart\.org/|britannica\.com/|[\w.-]+/(?:[\w-]+/)*(?:wiki|encyclopedia|topics)/)"
 _MEDIA = r"(?:image|picture|photo|photograph|pic|painting|drawing|screenshot|video|audio|recording|sound ?clip|file|attachment|document|pdf|spreadsheet|chart|graph|diagram|figure|map|logo)s?"
 _VISUAL = r"(?:image|picture|photo|photograph|pic|painting|drawing|screenshot|video|audio|recording|sound ?clip|figure)s?"
@@ -73,6 +75,34 @@ _SET_ASIDE = [
 _PAGE_TEXT_TASK = r"(?i)\b(?:first|opening|closing|last)\b.*\b(?:lines?|sentences?|paragraphs?)\b|\bauthors?\b|\bquotes?\b|\bverbatim\b"
 
 
+# Tasks that need only the gist of the media, which a record that says what the media shows
+# ("<photo of a sunset sky>", "![Image of Coffee Mug][1]") gives: a caption, a title, a hashtag.
+_GIST_TASK = r"(?i)\b(?:caption|title|hashtags?|tagline|slogan|headline)\b"
+# What a placeholder or an alt text says the media shows: "<image of a cotton fabric>" -> "a
+# cotton fabric"; "![Image of Coffee Mug]" -> "Coffee Mug"; an alt text of several words.
+_SHOWN = (
+    rf"(?i)[<\[]\s*(?:{_VISUAL}|img)\s+(?:of|showing|depicting)\s+[^>\]]{{1,80}}[>\]]"
+    r"|!\[[^\]\s]*\s[^\]]*\]"
+)
+# Tasks that build a tool for media (an algorithm, a program, a model): the media is the tool's
+# input, not the record's ("Design an algorithm to identify birds in a photo. <Image of a bird>").
+_TOOL_TASK = r"(?i)^\W*(?:design|develop|write|create|build|implement|train|propose)\s+(?:an?\s+|the\s+)?(?:\w+\s+)?(?:algorithm|program|script|function|code|model|classifier|system|app|application|neural network|pipeline)\b"
+
+
+def shown_words(text: pa.Array) -> pa.Array:
+    """Words (three letters or more, media nouns aside) that placeholders and alt texts of
+    ``text`` say the media shows."""
+    shown = pc.extract_regex(
+        pc.replace_substring_regex(text, r"\s+", " "), r"(?P<shown>" + _SHOWN + ")"
+    )
+    said = pc.fill_null(pc.struct_field(shown, [0]), "")
+    said = pc.replace_substring_regex(said, r"^[<\[!\s]+|[>\]\s]+$", " ")
+    said = pc.replace_substring_regex(
+        said, rf"(?i)\b(?:{_MEDIA}|img|alt|text|of|showing|depicting|the|and|with)\b", " "
+    )
+    return pc.count_substring_regex(said, r"(?i)\b[a-z]{3,}")
+
+
 def described_words(text: pa.Array) -> pa.Array:
     """Describing words (three letters or more) of ``text`` outside attachments; alt text that is
     a phrase counts."""
@@ -102,6 +132,11 @@ class UrlOnlyInput(Rule):
             description="Keep encyclopedic topic pages (Wikipedia, /wiki/, /encyclopedia/, "
             "/topics/): the address names the topic.",
         )
+        keep_repositories: bool = Field(
+            False,
+            description="Keep a repository's home page (github.com/<owner>/<name>) as the whole "
+            "input: the address names the project.",
+        )
 
     params: Params
 
@@ -116,6 +151,12 @@ class UrlOnlyInput(Rule):
                 pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
             )
             fail = pc.and_not(fail, topic)
+        if self.params.keep_repositories:
+            repository = pc.and_not(
+                pc.match_substring_regex(view.input, _REPOSITORY),
+                pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
+            )
+            fail = pc.and_not(fail, repository)
         detail = pc.binary_join_element_wise("input is only a URL: ", clip(view.input, 60), "")
         return RuleResult(fail, {"quality_url_input": url_only}, detail_where(fail, detail))
 
@@ -128,7 +169,9 @@ class MissingAttachment(Rule):
     "the photo"/"this image"/"the audio" while the input is empty or shorter than
     ``stub_input_words`` words. With ``described_input_words`` set, an input that describes the
     media in at least that many words of its own (outside placeholders and links; a markdown
-    image's alt text counts) is answerable and kept. Score: ``quality_attachment_refs`` (number of
+    image's alt text counts) is answerable and kept; ``keep_described_gist`` keeps a caption, title
+    or hashtag for media a placeholder or alt text describes, and ``keep_tool_tasks`` a task that
+    builds a tool (an algorithm, a program) for such media. Score: ``quality_attachment_refs`` (number of
     references found).
     """
 
@@ -152,6 +195,16 @@ class MissingAttachment(Rule):
             ge=0,
             description="Keep rows whose input describes the media in at least this many words "
             "of its own (0: off).",
+        )
+        keep_described_gist: bool = Field(
+            False,
+            description="Keep captions, titles and hashtags for media that a placeholder or alt "
+            "text describes ('<photo of a sunset sky>').",
+        )
+        keep_tool_tasks: bool = Field(
+            False,
+            description="Keep tasks that build a tool for media ('Design an algorithm to "
+            "identify birds in a photo'): they need no attachment.",
         )
 
     params: Params
@@ -177,6 +230,14 @@ class MissingAttachment(Rule):
                 described_words(view.input), self.params.described_input_words
             )
             fail = pc.and_not(fail, described)
+        if self.params.keep_described_gist:
+            gist = pc.and_(
+                pc.match_substring_regex(view.instruction, _GIST_TASK),
+                pc.greater(shown_words(prompt), 0),
+            )
+            fail = pc.and_not(fail, gist)
+        if self.params.keep_tool_tasks:
+            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _TOOL_TASK))
         found = pc.coalesce(first_match(prompt, marker), first_match(view.instruction, ref))
         detail = pc.binary_join_element_wise(
             "refers to media the record lacks: ", pc.fill_null(found, ""), ""
