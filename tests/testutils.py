@@ -27,3 +27,21 @@ def records_table(rows: Iterable[dict[str, Any]], source: str = "s", **defaults:
     for index, row in enumerate(rows):
         builder.add(index, **{**defaults, **row})
     return builder.records()
+
+
+def tiny_tokenizer_json(path: Path, corpus: list[str]) -> Path:
+    """A byte-level BPE trained in memory, the template markers as special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=800,
+        special_tokens=["<|im_start|>", "<|im_end|>", "<s>", "</s>", "<bos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    tok.save(str(path))
+    return path

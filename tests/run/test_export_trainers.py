@@ -1,5 +1,6 @@
 """`curate export --for TRAINER`: folders each trainer reads as they are, checked against each
-format's documented schema (the trainers themselves need torch and a GPU stack, not installed)."""
+format's documented schema (TRL's own SFTTrainer reads its export in test_export_trl.py; LLaMA-Factory
+and axolotl pin numpy/torch stacks that do not install beside curate's)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from testutils import SAMPLES, SHARED_DATA, needs_shared_data, records_table
+from testutils import SAMPLES, SHARED_DATA, needs_shared_data, records_table, tiny_tokenizer_json
 
 from curate.errors import StageError
 from curate.ingest import read_file
@@ -107,24 +107,6 @@ def small_table() -> pa.Table:
         {"instruction": "Unicode: 中文 😀 é", "output": "数字 123456789 'll 've"},
     ]
     return records_table(rows)
-
-
-def tiny_tokenizer_json(path: Path, corpus: list[str]) -> Path:
-    """A byte-level BPE trained in memory, the template markers as special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=800,
-        special_tokens=["<|im_start|>", "<|im_end|>", "<s>", "</s>", "<bos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer)
-    tok.save(str(path))
-    return path
 
 
 CORPUS = [
@@ -372,6 +354,48 @@ def test_counts_equal_own_encode_on_real_records(
     assert check_exact(table, "cl100k_base", template) >= 1000
     # The tiny BPE: few merges, so long token lists; a sample is enough to say it is exact.
     assert check_exact(table.take(np.arange(0, table.num_rows, 2)), hf_tokenizer, template) >= 1000
+
+
+@pytest.fixture(scope="module")
+def cl100k_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """cl100k_base rebuilt as tokenizer.json files, cut by its own pattern and by Llama 3's."""
+    from curate.lib.tokens.convert import write_cl100k_tokenizer_json
+    from curate.lib.tokens.tokenizer import LLAMA3_PATTERN
+
+    folder = tmp_path_factory.mktemp("cl100k")
+    return {
+        "cl100k": str(write_cl100k_tokenizer_json(folder / "cl100k" / "tokenizer.json")),
+        "llama3": str(write_cl100k_tokenizer_json(folder / "llama3.json", LLAMA3_PATTERN)),
+    }
+
+
+@needs_shared_data
+@pytest.mark.realdata
+@pytest.mark.parametrize("template", ["chatml", "llama3", "mistral"])
+def test_a_byte_level_tokenizer_json_is_counted_in_two_parts_and_exactly(
+    real_tables: dict[str, pa.Table], template: str, cl100k_json: dict[str, str]
+) -> None:
+    table = pa.concat_tables(real_tables.values())
+    for path in cl100k_json.values():
+        tok = load_tokenizer(path)
+        assert tok.splits_cleanly("<|im_start|>assistant\n", "Hello")  # the fast path runs
+        assert check_exact(table, path, template) >= 3000
+    # The rebuilt tokenizer is cl100k_base: the same ids as tiktoken's, row for row.
+    texts = [
+        full for _, full in rendered_texts(table_conversations(table), load_chat_template(template))
+    ]
+    hf = load_tokenizer(cl100k_json["cl100k"])
+    tiktoken = load_tokenizer("cl100k_base")
+    assert [hf.encode(t) for t in texts] == [tiktoken.encode(t) for t in texts]
+
+
+def test_tokenizers_without_known_pieces_are_never_counted_in_two_parts(hf_tokenizer: str) -> None:
+    # The tiny BPE's pre-tokenizer is GPT-2's ByteLevel regex: "\n\n" + "Hi" is cut otherwise
+    # than "\n\n" alone, so its counts are never added up from parts.
+    tok = load_tokenizer(hf_tokenizer)
+    assert not tok.splits_cleanly("assistant\n\n", "Hi")
+    assert not tok.splits_cleanly("assistant\n", "Hi")
+    assert tok.splits_cleanly("", "Hi") and tok.splits_cleanly("Hi", "")
 
 
 @needs_shared_data

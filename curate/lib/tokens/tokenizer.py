@@ -10,6 +10,7 @@ tokenizer's added tokens in the text are still matched as single tokens, as in
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +35,19 @@ CL100K_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|"""
     r"""\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
+# The same pattern as tokenizers (Oniguruma) must write it: greedy where tiktoken is possessive
+# (Oniguruma reads ``{1,3}+`` as "one or more runs of 1-3 digits"), and ``\z`` for the end of
+# the text (its ``$`` is the end of a line).
+CL100K_PATTERN_GREEDY = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s+\z|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+# Llama 3's pre-tokenizer pattern (its tokenizer.json): the same boundary rules hold.
+LLAMA3_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+    r"""\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+_CLEAN_SPLIT_PATTERNS = {CL100K_PATTERN_GREEDY, LLAMA3_PATTERN}
 # Texts per encode call of the tokenizers backend (bounds the memory of the encodings).
 _HF_CHUNK = 4096
 # Below this many texts per thread, threads cost more than they save.
@@ -45,6 +59,25 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+def splits_at_boundary(before: str, after: str) -> bool:
+    """Where cl100k_base's pre-tokenizer pattern (:data:`CL100K_PATTERN`, and Llama 3's) is
+    certain to cut ``before + after`` at the boundary, into the pieces ``before`` alone gives (BPE
+    runs on each piece, so the text then counts as the sum of its two parts):
+
+    - ``before`` ends with a newline and ``after`` starts with a non-space: the whitespace run
+      that ends ``before`` is one piece either way (``\\s++$`` alone, ``\\s*[\\r\\n]`` followed
+      by text), or is taken whole by the punctuation before it (``[\\r\\n]*+``);
+    - ``before`` ends with a non-space and ``after`` starts with a space or tab: no piece but a
+      whitespace one crosses from a non-space to a space or tab, and none looks past it.
+
+    The chat templates' generation prompts end so (``assistant\\n``, ``[/INST]`` + `` answer``).
+    """
+    last, first = before[-1], after[0]
+    if last == "\n":
+        return not first.isspace()
+    return not last.isspace() and first in " \t"
 
 
 @dataclass
@@ -88,31 +121,25 @@ class TiktokenTokenizer(Tokenizer):
             return [count for part in parts for count in part]
 
     def splits_cleanly(self, before: str, after: str) -> bool:
-        """Exact rules for cl100k_base's pre-tokenizer pattern (:data:`CL100K_PATTERN`; BPE runs
-        on each piece the pattern cuts, so the text splits cleanly where the pieces of
-        ``before + after`` end at the boundary and the pieces of ``before`` are the same):
-
-        - ``before`` ends with a newline and ``after`` starts with a non-space: the whitespace
-          run that ends ``before`` is one piece either way (``\\s++$`` alone, ``\\s*[\\r\\n]``
-          followed by text), or is taken whole by the punctuation before it (``[\\r\\n]*+``);
-        - ``before`` ends with a non-space and ``after`` starts with a space or tab: no piece
-          but a whitespace one crosses from a non-space to a space or tab, and none looks past it.
-
-        The chat templates' generation prompts end so (``assistant\\n``, ``[/INST]`` + `` answer``).
-        """
+        """:func:`splits_at_boundary` for cl100k_base; other encodings are not known."""
         if not before or not after:
             return True
-        if not self._cl100k:
-            return False
-        last, first = before[-1], after[0]
-        if last == "\n":
-            return not first.isspace()
-        return not last.isspace() and first in " \t"
+        return self._cl100k and splits_at_boundary(before, after)
 
 
 @dataclass
 class HFTokenizer(Tokenizer):
     tokenizer: Any = field(default=None, repr=False)
+    # Byte-level BPE cut by cl100k_base's or Llama 3's pattern, nothing normalized before it.
+    _known_pieces: bool = False
+
+    def splits_cleanly(self, before: str, after: str) -> bool:
+        """:func:`splits_at_boundary` for a tokenizer.json whose pre-tokenizer is cl100k_base's or
+        Llama 3's pattern; other tokenizers are not known (a SentencePiece-style BPE has no
+        pieces at all: it merges across the whole text)."""
+        if not before or not after:
+            return True
+        return self._known_pieces and splits_at_boundary(before, after)
 
     def count_batch(self, texts: Sequence[str], threads: int = 1) -> list[int]:
         """Token counts from ``encode_batch`` (parallel in Rust; ``threads`` is not used)."""
@@ -204,7 +231,32 @@ def _load(spec: str, path: str) -> Tokenizer:
         return list(tok.encode(text, add_special_tokens=False).ids)
 
     return HFTokenizer(
-        os.fspath(spec), f"tokenizers {_version('tokenizers')}", encode, tokenizer=tok
+        os.fspath(spec),
+        f"tokenizers {_version('tokenizers')}",
+        encode,
+        tokenizer=tok,
+        _known_pieces=_cut_by_known_pattern(tok),
+    )
+
+
+def _cut_by_known_pattern(tok: Any) -> bool:
+    """A BPE whose pre-tokenizer is exactly ``Split(<cl100k or Llama 3 pattern>, isolated)`` then
+    ``ByteLevel(use_regex=false)``, with no normalizer (which could join the two parts)."""
+    spec = json.loads(tok.to_str())
+    if spec.get("normalizer") is not None or (spec.get("model") or {}).get("type") != "BPE":
+        return False
+    pre = spec.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers") if pre.get("type") == "Sequence" else None
+    if not steps or len(steps) != 2:
+        return False
+    split, byte_level = steps
+    return (
+        split.get("type") == "Split"
+        and (split.get("pattern") or {}).get("Regex") in _CLEAN_SPLIT_PATTERNS
+        and split.get("behavior") == "Isolated"
+        and not split.get("invert")
+        and byte_level.get("type") == "ByteLevel"
+        and byte_level.get("use_regex") is False
     )
 
 
