@@ -7,6 +7,9 @@ several ways and prints a markdown table per selection:
 - mean nearest-neighbour cosine within the selection (exact: the static embedder's int8 vectors of
   instruction + input, blocked matrix products), and the rows whose nearest neighbour is at
   cosine >= the run's threshold (for select these are pairs the LSH missed)
+- cluster entropy: the selection's rows over 32 clusters of the whole input (the report's
+  farthest-point centroids of a seeded 20,000-row sample; 5 bits = even)
+- response-format entropy: the spread of the ``response_format`` labels of the selected outputs
 - Dolly's share of the selection
 - time and peak RSS of the select stage (fit + apply, embedding included; the process's peak
   is reset before each run, the input table is already in memory)
@@ -16,7 +19,8 @@ Alpaca's rows come first); ``score: hash(id)`` (a fixed pseudo-random order, so 
 difference from random is the similarity check) at diversity 0, 0.5 and 1 with the default
 τ = 0.9, and at diversity 0.5 and 1 with τ = 0.7 (where this embedder's neighbours are: a
 random 5,000's mean nearest-neighbour cosine is about 0.55); ``score: length(output)`` (longest
-answers first) at diversity 0 and 1. "Rows with NN ≥ threshold" counts, for select, the pairs
+answers first) at diversity 0 and 1; and ``balance: clusters`` (round-robin over k-means clusters
+of the requests) with hash(id) at τ 0.9 and 0.7. "Rows with NN ≥ threshold" counts, for select, the pairs
 its LSH missed (random and diversity 0 rows: at 0.9).
 
     python bench/selection.py [--budget 5000] [--seed 0]
@@ -79,8 +83,20 @@ def entropy(values: list[Any]) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+def cluster_entropy(vectors: np.ndarray, centroids: np.ndarray) -> float:
+    """Entropy (bits) of the selection's rows over the report's clusters of the whole input."""
+    from curate.run.report.diversity import cluster_sizes, entropy_bits
+
+    return float(entropy_bits(cluster_sizes(vectors, centroids)) or 0.0)
+
+
 def describe(
-    name: str, rows: np.ndarray, table: pa.Table, vectors: np.ndarray, threshold: float
+    name: str,
+    rows: np.ndarray,
+    table: pa.Table,
+    vectors: np.ndarray,
+    threshold: float,
+    centroids: np.ndarray,
 ) -> dict[str, Any]:
     chosen = table.take(pa.array(rows, pa.int64()))
     sources = chosen.column("source").to_pylist()
@@ -98,6 +114,8 @@ def describe(
         "threshold": threshold,
         "nn_at_threshold": int((nearest >= threshold).sum()),
         "dolly_share": sources.count("dolly") / max(len(sources), 1),
+        "cluster_entropy": cluster_entropy(vectors[rows].astype(np.float32), centroids),
+        "format_entropy": entropy(chosen.column("response_format").to_pylist()),
     }
 
 
@@ -112,6 +130,18 @@ RUNS: list[tuple[str, dict[str, Any]]] = [
         {"score": "hash(id)", "max_similarity": 0.7, "diversity": 0.5},
     ),
     ("score hash(id), τ 0.7, diversity 1", {"score": "hash(id)", "max_similarity": 0.7}),
+    (
+        "score hash(id), balance: clusters (64), diversity 1 (τ 0.9)",
+        {"score": "hash(id)", "balance": "clusters"},
+    ),
+    (
+        "score hash(id), balance: clusters (64), τ 0.7",
+        {"score": "hash(id)", "balance": "clusters", "max_similarity": 0.7},
+    ),
+    (
+        "score hash(id), balance: clusters (256), τ 0.7",
+        {"score": "hash(id)", "balance": "clusters", "clusters": 256, "max_similarity": 0.7},
+    ),
     ("score length(output), diversity 0", {"score": "length(output)", "diversity": 0.0}),
     ("score length(output), diversity 1 (τ 0.9)", {"score": "length(output)"}),
 ]
@@ -132,6 +162,9 @@ def main() -> None:
     table = ExactDedup().run(table).kept
     # The row number, to find each kept row again.
     table = table.append_column("bench_row", pa.array(np.arange(table.num_rows), pa.int64()))
+    from curate.stages import get_stage
+
+    table = get_stage("response_format")().run(table).kept
     embedder = load_embedder("static")
     started = time.perf_counter()
     vectors = quantize(embedder.embed(Select().text(table).to_pylist()))
@@ -140,10 +173,18 @@ def main() -> None:
         f"{table.num_rows:,} rows after exact_dedup ({dict(sources)}); embedding all of them "
         f"for the metrics: {time.perf_counter() - started:.1f} s\n"
     )
+    from curate.run.report.diversity import farthest_point_centroids
+
+    # The report's 32 clusters, picked from a seeded 20,000-row sample of the whole input.
+    sample = np.sort(np.random.default_rng(1).choice(table.num_rows, 20_000, replace=False))
+    floats = vectors.astype(np.float32)
+    centroids = floats[sample][farthest_point_centroids(floats[sample], 32)]
     results = []
     rng = np.random.default_rng(args.seed)
     random_rows = np.sort(rng.choice(table.num_rows, size=args.budget, replace=False))
-    results.append(describe(f"random (seed {args.seed})", random_rows, table, vectors, 0.9))
+    results.append(
+        describe(f"random (seed {args.seed})", random_rows, table, vectors, 0.9, centroids)
+    )
     batches = [table.slice(i, 10_000) for i in range(0, table.num_rows, 10_000)]
     infos = []
     for label, params in RUNS:
@@ -159,16 +200,22 @@ def main() -> None:
         rows = kept.column("bench_row").to_numpy()
         threshold = stage.threshold if stage.checks_similarity else 0.9
         row = describe(
-            label.format(budget=f"budget: {args.budget}"), rows, table, vectors, threshold
+            label.format(budget=f"budget: {args.budget}"),
+            rows,
+            table,
+            vectors,
+            threshold,
+            centroids,
         )
         row.update(seconds=seconds, peak_rss=peak, rss_added=peak - before)
         results.append(row)
         infos.append((label, stage.manifest_info()))
     print(
         "| selection | rows | Dolly-category entropy (bits) | mean NN cosine | rows with NN ≥ "
-        "threshold | Dolly share | select time (s) | peak RSS (MiB) | RSS added (MiB) |"
+        "threshold | cluster entropy (bits, 32) | response-format entropy (bits) | Dolly share "
+        "| select time (s) | peak RSS (MiB) | RSS added (MiB) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         timing = (
             f"{r['seconds']:.1f} | {r['peak_rss']:,.0f} | {r['rss_added']:,.0f}"
@@ -178,6 +225,7 @@ def main() -> None:
         print(
             f"| {r['selection']} | {r['rows']:,} | {r['dolly_entropy']:.3f} | "
             f"{r['nn_cosine']:.4f} | {r['nn_at_threshold']:,} (≥ {r['threshold']:.2f}) | "
+            f"{r['cluster_entropy']:.3f} | {r['format_entropy']:.3f} | "
             f"{r['dolly_share']:.1%} | {timing} |"
         )
     print(f"\n(max Dolly-category entropy: log2(8) = {math.log2(8):.3f} bits)\n")

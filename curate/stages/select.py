@@ -7,6 +7,7 @@ Recipe::
     - select: {budget: 5000, score: quality_score}        # a numeric column ...
     - select: {budget: 5000, score: "length(output)"}     # ... or a DuckDB expression of the row
     - select: {budget: 5000, by: source, per_group: 2000, max_similarity: 0.9, diversity: 0.5}
+    - select: {budget: 5000, balance: clusters, max_similarity: 0.7}   # spread over meanings
 
 Greedy: rows are ranked by ``score`` descending (NULL and NaN last, ties in stream order; no
 score: stream order) and taken one by one while fewer than ``budget`` are taken; a candidate is
@@ -21,6 +22,13 @@ row the similarity and group checks let through.
 can read no file and load no extension. So that a row's score depends on that row only (and the
 selection not on how the stream is split into batches), windows, subqueries, aggregates and
 functions whose value changes between runs (``random()``, ``now()``) are refused.
+
+Balance (``balance: clusters``): every request is embedded and the rows are grouped by a k-means
+of their vectors (``clusters`` = k; :func:`curate.lib.embed.cluster_labels`, exact integer
+arithmetic, so the clusters never depend on the machine); the greedy then takes them in rounds,
+each round the next best row (by ``score``) of every cluster, so a region of meaning that holds
+half the input (Alpaca's "rewrite this sentence") cannot fill half the budget. The similarity and
+group checks apply as before; a budget reject's ``rank`` is then the place in the rounds.
 
 Diversity knob (``diversity`` = d in [0, 1]): the threshold used is
 ``τ_d = τ + (1 - d) · (1 - τ)``: d scales the margin ``1 - τ`` a candidate must keep from every
@@ -65,7 +73,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from curate.errors import StageError
-from curate.lib.embed import Embedder, load_embedder, quantize, simhash_bands
+from curate.lib.embed import Embedder, cluster_labels, load_embedder, quantize, simhash_bands
 from curate.stages.base import (
     Decision,
     GlobalStage,
@@ -149,6 +157,15 @@ class Select(GlobalStage):
         per_group: int | None = Field(
             None, ge=0, description="Rows kept at most per value of `by` (null counts as a value)."
         )
+        balance: Literal["clusters"] | None = Field(
+            None,
+            description="clusters: take rows round-robin over k-means clusters of the embedded "
+            "requests (best score first within each), so no region of meaning fills the "
+            "budget; every row is embedded. null: score order only.",
+        )
+        clusters: int = Field(
+            64, ge=1, le=4096, description="k of the k-means clusters balanced over."
+        )
         bands: int = Field(40, ge=1, le=256, description="LSH bands (random-hyperplane keys).")
         rows: int | None = Field(
             None,
@@ -193,8 +210,12 @@ class Select(GlobalStage):
         ]
         return max(fitting, default=1)
 
+    @property
+    def embeds(self) -> bool:
+        return self.checks_similarity or self.params.balance is not None
+
     def prepare(self) -> None:
-        if self.checks_similarity:  # diversity 0 embeds nothing
+        if self.embeds:  # diversity 0 without balance embeds nothing
             load_embedder(self.params.embedder)
 
     def check_recipe(self, sources: Sequence[str]) -> None:
@@ -240,7 +261,7 @@ class Select(GlobalStage):
                 _check_expression(con, p.score)
             for batch in batches:
                 ids.append(batch.column("id").combine_chunks())
-                if self.checks_similarity:
+                if self.embeds:
                     texts.append(self.text(batch))
                 if p.score is not None:
                     scores.append(_score(con, batch, p.score))
@@ -262,9 +283,23 @@ class Select(GlobalStage):
             self._group_names = [str(g) for g in encoded.dictionary.to_pylist()]
         self._group_of = group_of
         read = time.perf_counter()
-        embedder = load_embedder(p.embedder) if self.checks_similarity else None
+        embedder = load_embedder(p.embedder) if self.embeds else None
         request = pa.chunked_array(texts, pa.string()) if texts else None
-        counts = self._greedy(order, group_of, embedder, request)
+        vectors: np.ndarray | None = None
+        cluster_info: dict[str, Any] = {}
+        if p.balance == "clusters" and embedder is not None and request is not None:
+            vectors = _embed_all(embedder, request)
+            labels = cluster_labels(vectors, p.clusters)
+            order = _round_robin(order, labels)
+            sizes = np.bincount(labels[labels >= 0], minlength=1)
+            cluster_info = {"clusters": int((sizes > 0).sum()), "largest_cluster": int(sizes.max())}
+        embedded_all = time.perf_counter() - read
+        counts = self._greedy(
+            order, group_of, embedder if self.checks_similarity else None, request, vectors
+        )
+        if vectors is not None:
+            counts["embedded"] = n
+            counts["seconds_embed"] += embedded_all
         selected = int((self._cause == _TAKEN).sum())
         self._info = {
             "budget": p.budget,
@@ -282,6 +317,8 @@ class Select(GlobalStage):
                 "budget": int((self._cause == _BUDGET).sum()),
                 "group_budget": int((self._cause == _GROUP).sum()),
             },
+            "balance": p.balance,
+            **cluster_info,
             "bands": p.bands,
             "rows": self.bits,
             "p_candidate_at_threshold": round(_collision(self.threshold, p.bands, self.bits), 4)
@@ -322,6 +359,7 @@ class Select(GlobalStage):
         group_of: np.ndarray,
         embedder: Embedder | None,
         request: pa.ChunkedArray | None,
+        embedded: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Take rows in ``order``, filling the per-row state. The rows are embedded a chunk at a
         time as the greedy reaches them (a row's vector does not depend on its chunk), and only
@@ -358,11 +396,14 @@ class Select(GlobalStage):
             slot = np.full(len(rows), -1, np.int64)
             if check and len(open_rows):
                 assert embedder is not None and request is not None
-                embedding = time.perf_counter()
-                texts = request.take(pa.array(open_rows, pa.int64())).to_pylist()
-                vectors = quantize(embedder.embed(texts))
-                counts["seconds_embed"] += time.perf_counter() - embedding
-                counts["embedded"] += len(open_rows)
+                if embedded is not None:  # balance: every row was embedded to cluster it
+                    vectors = embedded[open_rows]
+                else:
+                    embedding = time.perf_counter()
+                    texts = request.take(pa.array(open_rows, pa.int64())).to_pylist()
+                    vectors = quantize(embedder.embed(texts))
+                    counts["seconds_embed"] += time.perf_counter() - embedding
+                    counts["embedded"] += len(open_rows)
                 norms = np.sqrt((vectors.astype(np.int32) ** 2).sum(axis=1).astype(np.float64))
                 keys = simhash_bands(vectors, p.bands, self.bits, p.seed).T.tolist()
                 slot[is_open] = np.arange(len(open_rows))
@@ -459,6 +500,33 @@ class Select(GlobalStage):
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _embed_all(embedder: Embedder, request: pa.ChunkedArray) -> np.ndarray:
+    """int8 vectors of every request, in stream order, embedded a chunk at a time."""
+    n = len(request)
+    vectors = np.zeros((n, embedder.dimension), np.int8)
+    for start in range(0, n, _CHUNK):
+        texts = request.slice(start, _CHUNK).to_pylist()
+        vectors[start : start + len(texts)] = quantize(embedder.embed(texts))
+    return vectors
+
+
+def _round_robin(order: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``order`` (rows by score) rearranged into rounds: each round takes the next best row of
+    every cluster, the rounds' rows in score order (rows without text, label -1, form one more
+    cluster)."""
+    place = np.empty(len(order), np.int64)
+    place[order] = np.arange(len(order))
+    cluster = labels[order]
+    # Rank of each row within its cluster, in score order.
+    by_cluster = np.lexsort((np.arange(len(order)), cluster))
+    starts = np.r_[0, np.flatnonzero(np.diff(cluster[by_cluster])) + 1]
+    sizes = np.diff(np.r_[starts, len(order)])
+    within = np.arange(len(order)) - np.repeat(starts, sizes)
+    round_of = np.empty(len(order), np.int64)
+    round_of[by_cluster] = within
+    return order[np.lexsort((place[order], round_of))]
 
 
 def _score_order(score: np.ndarray) -> np.ndarray:

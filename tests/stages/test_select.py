@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -540,3 +541,56 @@ def test_a_missing_embedder_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
         assert Select(budget=5, diversity=0).run(corpus()).kept.num_rows == 5
     finally:
         embed.load_embedder.cache_clear()
+
+
+def test_cluster_labels_are_a_reproducible_k_means() -> None:
+    rng = np.random.default_rng(3)
+    # Three tight groups of int8 vectors and a zero vector (a row without text).
+    centers = rng.normal(size=(3, 32))
+    points = np.concatenate([c + 0.05 * rng.normal(size=(20, 32)) for c in centers])
+    vectors = embed.quantize(points / np.linalg.norm(points, axis=1, keepdims=True))
+    vectors = np.concatenate([vectors, np.zeros((1, 32), np.int8)])
+    labels = embed.cluster_labels(vectors, 3)
+    assert labels[-1] == -1
+    groups = [set(labels[i * 20 : (i + 1) * 20].tolist()) for i in range(3)]
+    assert all(len(g) == 1 for g in groups) and len(set().union(*groups)) == 3
+    assert np.array_equal(labels, embed.cluster_labels(vectors.copy(), 3))
+    assert embed.cluster_labels(vectors, 1).max() == 0
+
+
+def test_balance_takes_rows_round_robin_over_clusters() -> None:
+    data = corpus()
+    vectors = embed.quantize(embed.load_embedder("static").embed(Select().text(data).to_pylist()))
+    labels = embed.cluster_labels(vectors, 4)
+    # No score: stream order within each cluster; diversity 0: only the balance decides.
+    result = Select(budget=8, balance="clusters", clusters=4, diversity=0.0).run(data)
+    ranks = dict(
+        zip(
+            result.kept.column("id").to_pylist(),
+            result.kept.column("select_rank").to_pylist(),
+            strict=True,
+        )
+    )
+    taken = sorted(ranks, key=ranks.__getitem__)
+    ids = data.column("id").to_pylist()
+    label_of = {ids[i]: int(labels[i]) for i in range(len(ids))}
+    # Two rounds over four clusters: each cluster's first two rows in stream order.
+    expected = []
+    for round_ in range(2):
+        firsts = []
+        for cluster in range(4):
+            members = [i for i in ids if label_of[i] == cluster]
+            if len(members) > round_:
+                firsts.append(members[round_])
+        expected += sorted(firsts, key=ids.index)
+    assert taken == expected[:8]
+    assert Counter(label_of[i] for i in taken) == Counter({c: 2 for c in range(4)})
+    info = Select(budget=8, balance="clusters", clusters=4).run(data)
+    assert info.kept.num_rows == 8
+    # Deterministic and independent of batches, like the plain greedy.
+    stage = Select(budget=8, balance="clusters", clusters=4)
+    shards = [data.slice(s, 7) for s in range(0, 60, 7)]
+    stage.fit(shards)
+    kept = pa.concat_tables([stage.apply(shard).kept for shard in shards])
+    assert kept.to_pylist() == info.kept.to_pylist()
+    assert stage.manifest_info()["clusters"] == 4

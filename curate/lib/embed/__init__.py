@@ -145,6 +145,60 @@ def simhash_bands(quantized: np.ndarray, bands: int, rows: int, seed: int) -> np
     return keys
 
 
+def cluster_labels(quantized: np.ndarray, k: int, iterations: int = 8) -> np.ndarray:
+    """A k-means of int8 vectors by cosine, exactly reproducible: the label (0..k-1) of every
+    row; rows without text (zero vectors) get -1.
+
+    Start: the first row with text, then again and again the row least similar to the centroids
+    so far (first on ties). Each step gives every row its most similar centroid (first on ties)
+    and moves each centroid to its members' summed vector, scaled to int16. Vectors and centroids
+    hold integers and every dot product is an integer below 2**53, so the float64 matrix products
+    are exact whatever the BLAS's summation order: the labels never depend on the machine's
+    threads."""
+    n = len(quantized)
+    labels = np.full(n, -1, np.int64)
+    vectors = quantized.astype(np.float64)
+    has_text = np.flatnonzero(np.abs(quantized).sum(axis=1) > 0)
+    if not len(has_text) or k < 1:
+        return labels
+    rows = vectors[has_text]
+    norms = np.sqrt((rows**2).sum(axis=1))
+    # Farthest-point start (cosines, as int8 vectors' exact dot products over their norms).
+    chosen = [0]
+    closest = np.full(len(rows), -np.inf)
+    while len(chosen) < min(k, len(rows)):
+        last = rows[chosen[-1]]
+        cosine_last = (rows @ last) / (norms * norms[chosen[-1]])
+        closest = np.maximum(closest, cosine_last)
+        closest[chosen] = np.inf
+        pick = int(np.argmin(closest))
+        if closest[pick] >= 1.0 - 1e-12:  # only copies of the chosen left
+            break
+        chosen.append(pick)
+    centroids = rows[chosen].copy()
+    assigned = np.full(len(rows), -1, np.int64)
+    for _ in range(iterations):
+        lengths = np.sqrt((centroids**2).sum(axis=1))
+        lengths[lengths == 0] = 1.0
+        new = np.empty(len(rows), np.int64)
+        for start in range(0, len(rows), 65536):
+            block = rows[start : start + 65536] @ centroids.T
+            new[start : start + 65536] = (block / lengths).argmax(axis=1)
+        if np.array_equal(new, assigned):
+            break
+        assigned = new
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, assigned, rows / norms[:, None] * SCALE)
+        sums = np.rint(sums)
+        peak = np.abs(sums).max(axis=1, keepdims=True)
+        peak[peak == 0] = 1.0
+        moved = np.rint(sums / peak * 32767.0)
+        empty = np.bincount(assigned, minlength=len(centroids)) == 0
+        centroids = np.where(empty[:, None], centroids, moved)
+    labels[has_text] = assigned
+    return labels
+
+
 def bucket_pairs(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (u < v) of documents sharing a key in any band. A bucket of up to
     ``max_bucket`` members gives all its pairs; a larger one links each member to the one before
