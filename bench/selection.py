@@ -20,7 +20,8 @@ difference from random is the similarity check) at diversity 0, 0.5 and 1 with t
 τ = 0.9, and at diversity 0.5 and 1 with τ = 0.7 (where this embedder's neighbours are: a
 random 5,000's mean nearest-neighbour cosine is about 0.55); ``score: length(output)`` (longest
 answers first) at diversity 0 and 1; and ``balance: clusters`` (round-robin over k-means clusters
-of the requests) with hash(id) at τ 0.9 and 0.7. "Rows with NN ≥ threshold" counts, for select, the pairs
+of the requests) with hash(id) at τ 0.9 and 0.7, and over clusters × Dolly category (Alpaca's
+null category is one value), over clusters × response format, and over category alone. "Rows with NN ≥ threshold" counts, for select, the pairs
 its LSH missed (random and diversity 0 rows: at 0.9).
 
     python bench/selection.py [--budget 5000] [--seed 0]
@@ -139,8 +140,16 @@ RUNS: list[tuple[str, dict[str, Any]]] = [
         {"score": "hash(id)", "balance": "clusters", "max_similarity": 0.7},
     ),
     (
-        "score hash(id), balance: clusters (256), τ 0.7",
-        {"score": "hash(id)", "balance": "clusters", "clusters": 256, "max_similarity": 0.7},
+        "score hash(id), balance: [clusters, category], τ 0.7",
+        {"score": "hash(id)", "balance": ["clusters", "category"], "max_similarity": 0.7},
+    ),
+    (
+        "score hash(id), balance: [clusters, response_format], τ 0.7",
+        {"score": "hash(id)", "balance": ["clusters", "response_format"], "max_similarity": 0.7},
+    ),
+    (
+        "score hash(id), balance: [category], τ 0.7",
+        {"score": "hash(id)", "balance": ["category"], "max_similarity": 0.7},
     ),
     ("score length(output), diversity 0", {"score": "length(output)", "diversity": 0.0}),
     ("score length(output), diversity 1 (τ 0.9)", {"score": "length(output)"}),

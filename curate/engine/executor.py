@@ -145,6 +145,8 @@ class Executor:
                 raise RunDirError(f"cannot create {partial}: {exc.strerror or exc}") from None
             if not state.is_file():
                 write_json_atomic({"run_key": key, "name": recipe.name}, state)
+            for stage in stages:
+                stage.use_cache_dir(partial / "cache")
 
             ingest = self._ingest(recipe, partial, strict, base_dir, stages)
             batches = int(ingest["batches"])
@@ -175,6 +177,9 @@ class Executor:
                 # The checkpoints hold the rows as they were before redaction: keep only their
                 # stats. After publishing, so that a run killed before it still resumes.
                 for part in sorted((final / "stages").rglob("*.parquet")):
+                    part.unlink()
+                # Embeddings of the unredacted text go too (a vector can give words away).
+                for part in sorted((final / "cache").rglob("*.parquet")):
                     part.unlink()
             return RunResult(final, manifest)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -172,6 +173,11 @@ class Stage:
     def merge_manifest_info(self, infos: list[Any]) -> Any:
         """Combine per-shard :meth:`manifest_info` values (default: :func:`merge_infos`)."""
         return merge_infos(infos)
+
+    def use_cache_dir(self, folder: Path) -> None:
+        """Where the stage may keep what it computed for this run (embeddings), so that a resumed
+        run and a later stage reuse it; executors call it with one folder of the run directory
+        shared by every stage. Default: nothing to keep."""
 
     def scrubs_run(self) -> bool:
         """True for a stage that hides values from the whole run directory (``pii``): the

@@ -7,7 +7,7 @@ Recipe::
     - select: {budget: 5000, score: quality_score}        # a numeric column ...
     - select: {budget: 5000, score: "length(output)"}     # ... or a DuckDB expression of the row
     - select: {budget: 5000, by: source, per_group: 2000, max_similarity: 0.9, diversity: 0.5}
-    - select: {budget: 5000, balance: clusters, max_similarity: 0.7}   # spread over meanings
+    - select: {budget: 5000, balance: [clusters, category], max_similarity: 0.7}   # spread out
 
 Greedy: rows are ranked by ``score`` descending (NULL and NaN last, ties in stream order; no
 score: stream order) and taken one by one while fewer than ``budget`` are taken; a candidate is
@@ -23,12 +23,14 @@ can read no file and load no extension. So that a row's score depends on that ro
 selection not on how the stream is split into batches), windows, subqueries, aggregates and
 functions whose value changes between runs (``random()``, ``now()``) are refused.
 
-Balance (``balance: clusters``): every request is embedded and the rows are grouped by a k-means
-of their vectors (``clusters`` = k; :func:`curate.lib.embed.cluster_labels`, exact integer
-arithmetic, so the clusters never depend on the machine); the greedy then takes them in rounds,
-each round the next best row (by ``score``) of every cluster, so a region of meaning that holds
-half the input (Alpaca's "rewrite this sentence") cannot fill half the budget. The similarity and
-group checks apply as before; a budget reject's ``rank`` is then the place in the rounds.
+Balance (``balance: [clusters, category]``): the rows are cut into cells, one per combination of
+the keys, and the greedy takes them in rounds, each round the next best row (by ``score``) of
+every cell, so a region of meaning that holds half the input (Alpaca's "rewrite this sentence") or
+a common category cannot fill half the budget. ``clusters`` is a k-means of the embedded requests
+(``clusters`` = k; every row is embedded; :func:`curate.lib.embed.cluster_labels`, exact integer
+arithmetic, so the clusters never depend on the machine); any other key is a column (null is a
+value of its own). The similarity and group checks apply as before; a budget reject's ``rank`` is
+then the place in the rounds.
 
 Diversity knob (``diversity`` = d in [0, 1]): the threshold used is
 ``τ_d = τ + (1 - d) · (1 - τ)``: d scales the margin ``1 - τ`` a candidate must keep from every
@@ -63,17 +65,19 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from curate.errors import StageError
 from curate.lib.embed import Embedder, cluster_labels, load_embedder, quantize, simhash_bands
+from curate.lib.embed.cache import VectorCache
 from curate.stages.base import (
     Decision,
     GlobalStage,
@@ -101,6 +105,8 @@ RECALL = 0.99
 _CHUNK = 4096
 _MIN_CHUNK = 256
 
+# The balance key that stands for the k-means clusters of the requests.
+CLUSTERS = "clusters"
 # Why a row was not taken (codes of the fitted state).
 _TAKEN, _SIMILAR, _BUDGET, _GROUP = 0, 1, 2, 3
 
@@ -157,11 +163,12 @@ class Select(GlobalStage):
         per_group: int | None = Field(
             None, ge=0, description="Rows kept at most per value of `by` (null counts as a value)."
         )
-        balance: Literal["clusters"] | None = Field(
-            None,
-            description="clusters: take rows round-robin over k-means clusters of the embedded "
-            "requests (best score first within each), so no region of meaning fills the "
-            "budget; every row is embedded. null: score order only.",
+        balance: list[str] = Field(
+            default_factory=list,
+            description="Take rows in rounds over cells, the next best row of every cell each "
+            "round: 'clusters' (k-means clusters of the embedded requests; every row is "
+            "embedded) and/or column names (category, source); a cell is one combination. "
+            "[]: score order only.",
         )
         clusters: int = Field(
             64, ge=1, le=4096, description="k of the k-means clusters balanced over."
@@ -176,6 +183,11 @@ class Select(GlobalStage):
         )
         seed: int = Field(1, ge=0, lt=2**32, description="Seed of the hyperplanes.")
 
+        @field_validator("balance", mode="before")
+        @classmethod
+        def _one_key(cls, value: Any) -> Any:
+            return [value] if isinstance(value, str) else value
+
         @model_validator(mode="after")
         def _groups(self) -> Select.Params:
             if (self.by is None) != (self.per_group is None):
@@ -186,7 +198,11 @@ class Select(GlobalStage):
 
     def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
+        self._cache_dir: Path | None = None
         self._reset()
+
+    def use_cache_dir(self, folder: Path) -> None:
+        self._cache_dir = folder / "embeddings"
 
     @property
     def threshold(self) -> float:
@@ -212,7 +228,7 @@ class Select(GlobalStage):
 
     @property
     def embeds(self) -> bool:
-        return self.checks_similarity or self.params.balance is not None
+        return self.checks_similarity or CLUSTERS in self.params.balance
 
     def prepare(self) -> None:
         if self.embeds:  # diversity 0 without balance embeds nothing
@@ -255,6 +271,7 @@ class Select(GlobalStage):
         texts: list[pa.Array] = []
         scores: list[np.ndarray] = []
         groups: list[pa.Array] = []
+        balance_columns: dict[str, list[pa.Array]] = {k: [] for k in p.balance if k != CLUSTERS}
         ids: list[pa.Array] = []
         with _connect() as con:
             if p.score is not None:
@@ -267,6 +284,9 @@ class Select(GlobalStage):
                     scores.append(_score(con, batch, p.score))
                 if p.by is not None:
                     groups.append(_group_column(batch, p.by))
+                for key in p.balance:
+                    if key != CLUSTERS:
+                        balance_columns[key].append(_group_column(batch, key))
                 self._n += batch.num_rows
         n = self._n
         self._ids = pa.chunked_array(ids, pa.string())
@@ -284,18 +304,46 @@ class Select(GlobalStage):
         self._group_of = group_of
         read = time.perf_counter()
         embedder = load_embedder(p.embedder) if self.embeds else None
+        cache = (
+            VectorCache(self._cache_dir, embedder)
+            if embedder is not None and self._cache_dir is not None
+            else None
+        )
+        embed: Callable[[list[str]], np.ndarray] | None = None
+        if cache is not None:
+            embed = cache.embed
+        elif embedder is not None:
+            embed = _quantized(embedder)
         request = pa.chunked_array(texts, pa.string()) if texts else None
         vectors: np.ndarray | None = None
         cluster_info: dict[str, Any] = {}
-        if p.balance == "clusters" and embedder is not None and request is not None:
-            vectors = _embed_all(embedder, request)
-            labels = cluster_labels(vectors, p.clusters)
-            order = _round_robin(order, labels)
-            sizes = np.bincount(labels[labels >= 0], minlength=1)
-            cluster_info = {"clusters": int((sizes > 0).sum()), "largest_cluster": int(sizes.max())}
+        if p.balance:
+            cells = np.zeros(n, np.int64)
+            for key in p.balance:
+                if key == CLUSTERS:
+                    assert embed is not None and embedder is not None and request is not None
+                    vectors = _embed_all(embed, embedder.dimension, request)
+                    labels = cluster_labels(vectors, p.clusters)
+                    sizes = np.bincount(labels[labels >= 0], minlength=1)
+                    cluster_info = {
+                        "clusters": int((sizes > 0).sum()),
+                        "largest_cluster": int(sizes.max()),
+                    }
+                else:
+                    labels = _codes(pa.chunked_array(balance_columns[key], pa.string()))
+                cells = np.unique(np.stack([cells, labels], axis=1), axis=0, return_inverse=True)[
+                    1
+                ].reshape(-1)
+            order = _round_robin(order, cells)
+            cluster_info["cells"] = int(cells.max()) + 1 if n else 0
         embedded_all = time.perf_counter() - read
         counts = self._greedy(
-            order, group_of, embedder if self.checks_similarity else None, request, vectors
+            order,
+            group_of,
+            embedder if self.checks_similarity else None,
+            embed,
+            request,
+            vectors,
         )
         if vectors is not None:
             counts["embedded"] = n
@@ -330,6 +378,8 @@ class Select(GlobalStage):
             "seconds_embed": round(counts["seconds_embed"], 3),
             "seconds_select": round(time.perf_counter() - read - counts["seconds_embed"], 3),
         }
+        if cache is not None:
+            self._info["embedding_cache"] = {"reused": cache.hits, "embedded": cache.computed}
         if embedder is not None:
             self._info.update(
                 {
@@ -358,6 +408,7 @@ class Select(GlobalStage):
         order: np.ndarray,
         group_of: np.ndarray,
         embedder: Embedder | None,
+        embed: Callable[[list[str]], np.ndarray] | None,
         request: pa.ChunkedArray | None,
         embedded: np.ndarray | None = None,
     ) -> dict[str, Any]:
@@ -400,8 +451,9 @@ class Select(GlobalStage):
                     vectors = embedded[open_rows]
                 else:
                     embedding = time.perf_counter()
+                    assert embed is not None
                     texts = request.take(pa.array(open_rows, pa.int64())).to_pylist()
-                    vectors = quantize(embedder.embed(texts))
+                    vectors = embed(texts)
                     counts["seconds_embed"] += time.perf_counter() - embedding
                     counts["embedded"] += len(open_rows)
                 norms = np.sqrt((vectors.astype(np.int32) ** 2).sum(axis=1).astype(np.float64))
@@ -502,13 +554,28 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _embed_all(embedder: Embedder, request: pa.ChunkedArray) -> np.ndarray:
+def _codes(values: pa.ChunkedArray) -> np.ndarray:
+    """Integer codes of a column's values (null is a value of its own), in first-seen order."""
+    encoded = pc.dictionary_encode(
+        values.combine_chunks() if len(values) else pa.array([], pa.string())
+    )
+    codes = pc.fill_null(encoded.indices, -1)
+    return np.asarray(codes.to_numpy(zero_copy_only=False), np.int64)
+
+
+def _quantized(embedder: Embedder) -> Callable[[list[str]], np.ndarray]:
+    return lambda texts: quantize(embedder.embed(texts))
+
+
+def _embed_all(
+    embed: Callable[[list[str]], np.ndarray], dimension: int, request: pa.ChunkedArray
+) -> np.ndarray:
     """int8 vectors of every request, in stream order, embedded a chunk at a time."""
     n = len(request)
-    vectors = np.zeros((n, embedder.dimension), np.int8)
+    vectors = np.zeros((n, dimension), np.int8)
     for start in range(0, n, _CHUNK):
         texts = request.slice(start, _CHUNK).to_pylist()
-        vectors[start : start + len(texts)] = quantize(embedder.embed(texts))
+        vectors[start : start + len(texts)] = embed(texts)
     return vectors
 
 

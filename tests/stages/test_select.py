@@ -594,3 +594,26 @@ def test_balance_takes_rows_round_robin_over_clusters() -> None:
     kept = pa.concat_tables([stage.apply(shard).kept for shard in shards])
     assert kept.to_pylist() == info.kept.to_pylist()
     assert stage.manifest_info()["clusters"] == 4
+
+
+def test_balance_over_a_column_and_over_cells() -> None:
+    data = corpus()
+    # Two thirds of the rows are alpaca: balanced over source, a budget of 9 takes 3 of each.
+    skewed = data.set_column(
+        data.schema.get_field_index("source"),
+        "source",
+        pa.array(["alpaca" if i % 3 else "dolly" for i in range(60)]),
+    )
+    plain = Select(budget=9, diversity=0.0).run(skewed)
+    assert Counter(plain.kept.column("source").to_pylist()) == {"alpaca": 6, "dolly": 3}
+    balanced = Select(budget=9, diversity=0.0, balance="source").run(skewed)
+    assert Counter(balanced.kept.column("source").to_pylist()) == {"alpaca": 5, "dolly": 4}
+    ranks = balanced.kept.sort_by("select_rank").column("source").to_pylist()
+    assert ranks[:2] in (["alpaca", "dolly"], ["dolly", "alpaca"])  # rounds alternate
+    cells = Select(budget=12, balance=["clusters", "source"], clusters=2).run(skewed)
+    assert cells.kept.num_rows == 12
+    info = Select(budget=12, balance=["clusters", "source"], clusters=2)
+    info.run(skewed)
+    assert info.manifest_info()["cells"] <= 4
+    with pytest.raises(StageError, match="not a column"):
+        Select(budget=3, balance=["no_such_column"]).run(skewed)

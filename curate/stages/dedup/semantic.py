@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -32,6 +33,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.lib.embed import bucket_pairs, cosine, load_embedder, quantize, simhash_bands
+from curate.lib.embed.cache import VectorCache
 from curate.lib.minhash.keeper import KeeperKeys, KeepRule, choose_keepers
 from curate.lib.minhash.lsh import connected_components
 from curate.lib.minhash.verify import Match
@@ -122,6 +124,7 @@ class SemanticDedup(GlobalStage):
 
     def __init__(self, params: StageParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
+        self._cache_dir: Path | None = None
         self._reset()
 
     def prepare(self) -> None:
@@ -151,6 +154,8 @@ class SemanticDedup(GlobalStage):
         self._reset()
         p = self.params
         embedder = load_embedder(p.embedder)
+        cache = VectorCache(self._cache_dir, embedder) if self._cache_dir else None
+        embed = cache.embed if cache is not None else lambda texts: quantize(embedder.embed(texts))
         started = time.perf_counter()
         inputs: list[np.ndarray] = []
         input_rows: list[np.ndarray] = []
@@ -159,14 +164,14 @@ class SemanticDedup(GlobalStage):
         for batch in batches:
             texts = pc.fill_null(self.text(batch), "")
             lengths = pc.utf8_length(pc.utf8_trim_whitespace(texts)).to_numpy(zero_copy_only=False)
-            self._vectors.append(quantize(embedder.embed(texts.to_pylist())))
+            self._vectors.append(embed(texts.to_pylist()))
             self._has_text.append(lengths >= max(p.min_chars, 1))
             if p.input_threshold is not None and "input" in batch.column_names:
                 given = pc.fill_null(batch.column("input").combine_chunks(), "")
                 present = np.flatnonzero(
                     pc.utf8_length(pc.utf8_trim_whitespace(given)).to_numpy(zero_copy_only=False)
                 )
-                inputs.append(quantize(embedder.embed(given.take(present).to_pylist())))
+                inputs.append(embed(given.take(present).to_pylist()))
                 input_rows.append(present + self._n)
             if p.same_names:
                 names.append(_names_key(batch))
@@ -201,7 +206,12 @@ class SemanticDedup(GlobalStage):
                 "package": embedder.package,
             }
         )
+        if cache is not None:
+            self._info["embedding_cache"] = {"reused": cache.hits, "embedded": cache.computed}
         self._fitted = True
+
+    def use_cache_dir(self, folder: Path) -> None:
+        self._cache_dir = folder / "embeddings"
 
     def _decide(self, vectors: np.ndarray, has_text: np.ndarray, checks: _PairChecks) -> None:
         p = self.params

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -147,3 +148,33 @@ def test_a_missing_embedder_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
             SemanticDedup(embedder="/nowhere/model").prepare()
     finally:
         embed.load_embedder.cache_clear()
+
+
+def test_embeddings_are_kept_for_a_resumed_run_and_a_later_stage(tmp_path: Path) -> None:
+    """A run's cache folder: the vectors semantic_dedup embedded are read back (not embedded
+    again) by a second instance (a resumed run) and by select over the same requests."""
+    from curate.lib.embed.cache import VectorCache
+    from curate.stages.select import Select
+
+    data = table(rows_of(PARAPHRASES + MINIMAL_PAIRS))
+    plain = SemanticDedup().run(data)
+    first = SemanticDedup()
+    first.use_cache_dir(tmp_path)
+    cached = first.run(data)
+    assert cached.kept.equals(plain.kept) and cached.rejected.equals(plain.rejected)
+    assert first.manifest_info()["embedding_cache"] == {"reused": 0, "embedded": data.num_rows}
+    again = SemanticDedup()
+    again.use_cache_dir(tmp_path)
+    assert again.run(data).rejected.equals(plain.rejected)
+    assert again.manifest_info()["embedding_cache"] == {"reused": data.num_rows, "embedded": 0}
+    select = Select(budget=5)
+    select.use_cache_dir(tmp_path)
+    chosen = select.run(data)
+    assert chosen.kept.equals(Select(budget=5).run(data).kept)
+    assert select.manifest_info()["embedding_cache"]["embedded"] == 0
+    # The vectors are the embedder's own, by text; another model's would live elsewhere.
+    store = VectorCache(tmp_path / "embeddings", embed.load_embedder("static"))
+    assert len(store) == data.num_rows
+    texts = [row["instruction"] for row in rows_of(PARAPHRASES)]
+    assert (store.embed(texts) == embed.quantize(embed.load_embedder("static").embed(texts))).all()
+    assert store.computed == 0
