@@ -122,8 +122,9 @@ def _sentence_transformer(name: str, path: Path, model: str) -> Embedder:
     device = os.environ.get("CURATE_DEVICE") or _default_device()
     encoder = SentenceTransformer(str(path), device=device, local_files_only=True)
     # (renamed in sentence-transformers 6; the old name warns)
-    measure = getattr(encoder, "get_embedding_dimension", None) or getattr(
-        encoder, "get_sentence_embedding_dimension"
+    measure = (
+        getattr(encoder, "get_embedding_dimension", None)
+        or encoder.get_sentence_embedding_dimension
     )
     dimension = int(measure() or 0)
     return Embedder(

@@ -192,12 +192,15 @@ def test_the_transformer_backend_loads_offline_and_finds_paraphrases(
     embed.load_embedder.cache_clear()
     embedder = embed.load_embedder("transformer")
     assert (embedder.dimension, embedder.model) == (384, "all-MiniLM-L6-v2 (cpu)")
-    rows = rows_of(
-        [
-            ("How can I be a good geologist?", "What should I do to be a great geologist?"),
-            ("Give three tips for staying healthy.", "Give me three tips to stay healthy."),
-        ]
-    ) + [{"instruction": "Why is the sky blue?", "output": "Rayleigh scattering."}]
+    rows = [
+        *rows_of(
+            [
+                ("How can I be a good geologist?", "What should I do to be a great geologist?"),
+                ("Give three tips for staying healthy.", "Give me three tips to stay healthy."),
+            ]
+        ),
+        {"instruction": "Why is the sky blue?", "output": "Rayleigh scattering."},
+    ]
     result = SemanticDedup(embedder="transformer", threshold=0.9).run(table(rows))
     assert sorted(result.rejected.column("instruction").to_pylist()) == [
         "Give me three tips to stay healthy.",
