@@ -206,6 +206,9 @@ class RayExecutor(Executor):
             if address:
                 kwargs["address"] = address
             else:
+                # "local" starts a new instance: with no address, Ray would attach to whatever
+                # cluster it last recorded on this machine (and then refuse num_cpus).
+                kwargs["address"] = "local"
                 kwargs["num_cpus"] = self.workers
             try:
                 self.ray.init(**kwargs)

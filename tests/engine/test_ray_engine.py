@@ -275,3 +275,35 @@ def test_embedding_stages_on_ray_equal_local(tmp_path: Path) -> None:
     # with another number in brackets are "not selected" as too similar).
     assert 0 < distributed.manifest["rows"]["output_records"] <= 10
     assert distributed.manifest["stages"][3]["dropped"]["not_selected"] > 0
+
+
+def test_without_an_address_a_new_local_instance_is_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray's bare init() attaches to the cluster it last recorded on the machine (a stale record
+    then fails with "num_cpus ... must not be provided"): curate asks for a local one."""
+    from curate.engine import ray_engine
+
+    calls: list[dict[str, Any]] = []
+
+    class FakeRay:
+        class data:
+            class DataContext:
+                @staticmethod
+                def get_current() -> Any:
+                    return type("Context", (), {"execution_options": type("O", (), {})()})()
+
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+        @staticmethod
+        def init(**kwargs: Any) -> None:
+            calls.append(kwargs)
+
+    monkeypatch.setattr(ray_engine, "_require_ray", lambda: FakeRay)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray_engine.RayExecutor(workers=2)
+    assert calls[-1]["address"] == "local" and calls[-1]["num_cpus"] == 2
+    ray_engine.RayExecutor(address="ray://10.0.0.1:10001")
+    assert calls[-1]["address"] == "ray://10.0.0.1:10001" and "num_cpus" not in calls[-1]
