@@ -11,7 +11,7 @@ from typing import Any
 
 from curate.engine.checkpoint import ShardParts, StageDir, read_json
 from curate.engine.executor import Executor, RunResult
-from curate.engine.shards import apply_shards, process_shard
+from curate.engine.shards import apply_shards, process_shard, warm_shard
 from curate.errors import RunDirError
 from curate.stages.base import GlobalStage, Stage
 
@@ -67,6 +67,24 @@ class LocalExecutor(Executor):
         # A global stage's state is not checkpointed: an interrupted one is redone from its fit.
         if target.path.exists():
             shutil.rmtree(target.path)
+        if stage.warms_cache() and batches > 1 and self.workers > 1:
+            # The shards' share of the fit (embeddings) in parallel, into the run's cache; the
+            # fit then reads it back.
+            self.reporter.start(f"{label} (embed)", total=batches)
+            try:
+                with ProcessPoolExecutor(
+                    max_workers=min(self.workers, batches), mp_context=get_context("spawn")
+                ) as pool:
+                    futures = [
+                        pool.submit(warm_shard, stage, source.part(b)) for b in range(batches)
+                    ]
+                    for done, future in enumerate(futures, start=1):
+                        self.reporter.advance(future.result(), done, batches)
+            except BrokenProcessPool:
+                raise RunDirError(
+                    f"{label}: a worker process died (killed or out of memory); what it embedded "
+                    "is kept: run the same command again to resume"
+                ) from None
         self.reporter.start(f"{label} (fit)", total=batches)
         stage.fit(ShardParts(source, batches))
         self.reporter.start(label, total=batches)

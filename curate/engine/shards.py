@@ -42,6 +42,13 @@ def process_shard(stage: Stage, source: Path, target: StageDir, batch: int) -> d
     return stats
 
 
+def warm_shard(stage: GlobalStage, source: Path) -> int:
+    """A global stage's :meth:`~GlobalStage.warm_cache` on one shard (a worker's task)."""
+    table = read_table(source)
+    stage.warm_cache(table)
+    return table.num_rows
+
+
 def apply_shards(
     stage: GlobalStage,
     source: StageDir,

@@ -229,6 +229,15 @@ class GlobalStage(Stage):
         self.fit([table])
         return self.apply(table)
 
+    def warms_cache(self) -> bool:
+        """True when :meth:`warm_cache` computes part of what ``fit`` needs (embeddings) into the
+        run's cache folder, so that an engine can run it on the shards in parallel before
+        ``fit``, which then reads it back. Default: False."""
+        return False
+
+    def warm_cache(self, table: pa.Table) -> None:
+        """Compute one shard's share of what ``fit`` needs into the cache folder. Default: no-op."""
+
 
 class SplitFitStage(GlobalStage):
     """A global stage whose ``fit`` can also run as three steps, so that an engine can spread the

@@ -204,6 +204,18 @@ class Select(GlobalStage):
     def use_cache_dir(self, folder: Path) -> None:
         self._cache_dir = folder / "embeddings"
 
+    def warms_cache(self) -> bool:
+        # Only balance over clusters embeds every row; otherwise rows are embedded as the greedy
+        # reaches them, and most are never embedded.
+        return self._cache_dir is not None and CLUSTERS in self.params.balance
+
+    def warm_cache(self, table: pa.Table) -> None:
+        if self.warms_cache():
+            assert self._cache_dir is not None
+            VectorCache(self._cache_dir, load_embedder(self.params.embedder)).embed(
+                self.text(table).to_pylist()
+            )
+
     @property
     def threshold(self) -> float:
         """The cosine at which a candidate is too close to a taken row: τ + (1 - d)(1 - τ)

@@ -213,6 +213,22 @@ class SemanticDedup(GlobalStage):
     def use_cache_dir(self, folder: Path) -> None:
         self._cache_dir = folder / "embeddings"
 
+    def warms_cache(self) -> bool:
+        return self._cache_dir is not None
+
+    def warm_cache(self, table: pa.Table) -> None:
+        """Embed one shard's requests (and inputs, with ``input_threshold``) into the cache."""
+        if self._cache_dir is None:
+            return
+        cache = VectorCache(self._cache_dir, load_embedder(self.params.embedder))
+        cache.embed(pc.fill_null(self.text(table), "").to_pylist())
+        if self.params.input_threshold is not None and "input" in table.column_names:
+            given = pc.fill_null(table.column("input").combine_chunks(), "")
+            present = np.flatnonzero(
+                pc.utf8_length(pc.utf8_trim_whitespace(given)).to_numpy(zero_copy_only=False)
+            )
+            cache.embed(given.take(present).to_pylist())
+
     def _decide(self, vectors: np.ndarray, has_text: np.ndarray, checks: _PairChecks) -> None:
         p = self.params
         n = self._n
