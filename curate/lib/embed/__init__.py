@@ -16,7 +16,7 @@ threshold never depends on the machine's floating-point noise.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -155,10 +155,27 @@ def quantize(vectors: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(vectors * SCALE), -SCALE, SCALE).astype(np.int8)
 
 
-def cosine(quantized: np.ndarray, u: np.ndarray, v: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """Cosine of pairs (u[i], v[i]) from int8 vectors, exactly reproducible (see the module)."""
+def vector_norms(quantized: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Euclidean norms of int8 vectors (exact: sums of squares are integers)."""
+    out = np.empty(len(quantized), np.float64)
+    for start in range(0, len(quantized), chunk):
+        block = quantized[start : start + chunk].astype(np.int32)
+        out[start : start + chunk] = np.sqrt((block**2).sum(axis=1).astype(np.float64))
+    return out
+
+
+def cosine(
+    quantized: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    chunk: int = 65536,
+    norms: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cosine of pairs (u[i], v[i]) from int8 vectors, exactly reproducible (see the module);
+    ``norms``: :func:`vector_norms` of ``quantized`` when the caller has them."""
     out = np.empty(len(u), np.float64)
-    norms = np.sqrt((quantized.astype(np.int32) ** 2).sum(axis=1).astype(np.float64))
+    if norms is None:
+        norms = vector_norms(quantized)
     for start in range(0, len(u), chunk):
         a = quantized[u[start : start + chunk]].astype(np.int32)
         b = quantized[v[start : start + chunk]].astype(np.int32)
@@ -240,13 +257,15 @@ def cluster_labels(quantized: np.ndarray, k: int, iterations: int = 8) -> np.nda
     return labels
 
 
-def bucket_pairs(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (u < v) of documents sharing a key in any band. A bucket of up to
-    ``max_bucket`` members gives all its pairs; a larger one links each member to the one before
-    it and to the bucket's first (clusters stay connected; far fewer pairs)."""
-    us: list[np.ndarray] = []
-    vs: list[np.ndarray] = []
+def band_pairs(keys: np.ndarray, max_bucket: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Candidate pairs (u < v, each once) of documents sharing a key, one band at a time (so that
+    a caller can verify and drop them before the next band: memory stays that of one band). A
+    bucket of up to ``max_bucket`` members gives all its pairs; a larger one links each member
+    to the one before it and to the bucket's first (clusters stay connected; far fewer pairs)."""
+    n = keys.shape[1]
     for band in keys:
+        us: list[np.ndarray] = []
+        vs: list[np.ndarray] = []
         order = np.argsort(band, kind="stable")
         sorted_keys = band[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
@@ -264,10 +283,19 @@ def bucket_pairs(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, np
                 vs.append(members[:, 1:].ravel())
                 us.append(np.repeat(members[:, 0], size - 2))
                 vs.append(members[:, 2:].ravel())
-    if not us:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    u = np.concatenate(us)
-    v = np.concatenate(vs)
-    low, high = np.minimum(u, v), np.maximum(u, v)
-    codes = np.unique(low.astype(np.int64) * (keys.shape[1] + 1) + high)
-    return codes // (keys.shape[1] + 1), codes % (keys.shape[1] + 1)
+        if not us:
+            continue
+        u = np.concatenate(us)
+        v = np.concatenate(vs)
+        low, high = np.minimum(u, v), np.maximum(u, v)
+        codes = np.unique(low.astype(np.int64) * (n + 1) + high)
+        yield codes // (n + 1), codes % (n + 1)
+
+
+def bucket_pairs(keys: np.ndarray, max_bucket: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`band_pairs` of every band, united (each pair once)."""
+    n = keys.shape[1]
+    codes = np.zeros(0, np.int64)
+    for u, v in band_pairs(keys, max_bucket):
+        codes = np.union1d(codes, u * (n + 1) + v)
+    return codes // (n + 1), codes % (n + 1)

@@ -32,7 +32,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from curate.lib.embed import bucket_pairs, cosine, load_embedder, quantize, simhash_bands
+from curate.lib.embed import (
+    band_pairs,
+    cosine,
+    load_embedder,
+    quantize,
+    simhash_bands,
+    vector_norms,
+)
 from curate.lib.embed.cache import VectorCache
 from curate.lib.minhash.keeper import KeeperKeys, KeepRule, choose_keepers
 from curate.lib.minhash.lsh import connected_components
@@ -235,21 +242,34 @@ class SemanticDedup(GlobalStage):
         started = time.perf_counter()
         docs = np.flatnonzero(has_text)
         keys = simhash_bands(vectors[docs], p.bands, p.rows, p.seed)
-        u, v = bucket_pairs(keys)
+        norms = vector_norms(vectors)
         hashed = time.perf_counter()
-        u, v = docs[u], docs[v]
-        if not p.cross_source and len(u):
-            source = self._keys.source_codes()
-            same = source[u] == source[v]
-            u, v = u[same], v[same]
-        similarity = cosine(vectors, u, v)
-        verified = similarity >= p.threshold
-        verified[verified] = checks.agree(u[verified], v[verified])
-        labels = connected_components(n, u[verified], v[verified])
+        source = self._keys.source_codes() if not p.cross_source else None
+        # One band at a time: its candidates are verified by their cosine and only the pairs at
+        # the threshold are kept, so memory is one band's candidates, never all of them.
+        candidates = 0
+        found_u: list[np.ndarray] = []
+        found_v: list[np.ndarray] = []
+        for band_u, band_v in band_pairs(keys):
+            a, b = docs[band_u], docs[band_v]
+            if source is not None:
+                same = source[a] == source[b]
+                a, b = a[same], b[same]
+            candidates += len(a)
+            close = cosine(vectors, a, b, norms=norms) >= p.threshold
+            found_u.append(a[close])
+            found_v.append(b[close])
+        codes = np.unique(
+            np.concatenate([np.zeros(0, np.int64), *found_u]) * (n + 1)
+            + np.concatenate([np.zeros(0, np.int64), *found_v])
+        )
+        u, v = codes // (n + 1), codes % (n + 1)
+        agree = checks.agree(u, v) if len(u) else np.zeros(0, bool)
+        labels = connected_components(n, u[agree], v[agree])
         checked = time.perf_counter()
 
         def match(a: np.ndarray, b: np.ndarray) -> Match:
-            sims = cosine(vectors, a, b)
+            sims = cosine(vectors, a, b, norms=norms)
             ok = sims >= p.threshold
             ok[ok] = checks.agree(a[ok], b[ok])
             return ok, sims, np.ones(len(a), bool), {}
@@ -268,8 +288,9 @@ class SemanticDedup(GlobalStage):
             "p_candidate_at_threshold": round(_collision(p.threshold, p.bands, p.rows), 4),
             "docs": n,
             "docs_without_text": int(n - len(docs)),
-            "candidate_pairs": len(u),
-            "verified_pairs": int(verified.sum()),
+            # Pairs compared, summed over bands (a pair found in several bands counts in each).
+            "candidate_pairs": candidates,
+            "verified_pairs": int(agree.sum()),
             "clusters": int(((~removed) & (self._cluster_size > 1)).sum()),
             "largest_cluster": int(self._cluster_size.max()) if n else 0,
             "removed": int(removed.sum()),
