@@ -724,12 +724,7 @@ class MinHashDedupV3(MinHashDedupV2):
 
     def collect_requests(self, batch: pa.Table) -> None:
         if self.params.minimal_pairs:
-            column = batch.column("instruction") if "instruction" in batch.column_names else None
-            self._requests.append(
-                pc.fill_null(_as_array(column), "")
-                if column is not None
-                else pa.array([""] * batch.num_rows, pa.string())
-            )
+            self._requests.append(_text_column(batch, "instruction"))
 
     def pair_guard(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
         if not self.params.minimal_pairs or not self._requests:
@@ -765,12 +760,7 @@ class MinHashDedupV4(MinHashDedupV3):
     def collect_requests(self, batch: pa.Table) -> None:
         super().collect_requests(batch)
         if self.params.minimal_pairs:
-            column = batch.column("input") if "input" in batch.column_names else None
-            self._materials.append(
-                pc.fill_null(_as_array(column), "")
-                if column is not None
-                else pa.array([""] * batch.num_rows, pa.string())
-            )
+            self._materials.append(_text_column(batch, "input"))
 
     def pair_guard(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
         if not self.params.minimal_pairs or not self._requests:
@@ -794,6 +784,13 @@ class MinHashDedupV4(MinHashDedupV3):
             ],
             dtype=bool,
         )
+
+
+def _text_column(batch: pa.Table, name: str) -> pa.Array:
+    """A string column with nulls as "" (all "" when the batch lacks it)."""
+    if name not in batch.column_names:
+        return pa.array([""] * batch.num_rows, pa.string())
+    return pc.fill_null(_as_array(batch.column(name)), "")
 
 
 NAMES_CHECK = "instruction:names"

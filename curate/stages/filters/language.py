@@ -244,9 +244,13 @@ class LanguageV2(Language):
         return self._label_judged(table, *self._judge_request(table))
 
     def _judge_request(self, table: pa.Table) -> tuple[pa.Array, Judgement]:
-        p = self.params
         text = self._request_text(table)
-        judged = judge(
+        return text, self._judge(text)
+
+    def _judge(self, text: pa.Array) -> Judgement:
+        """:func:`judge` with the stage's keep, backend, margins and rules."""
+        p = self.params
+        return judge(
             text,
             p.keep,
             p.backend,
@@ -256,7 +260,6 @@ class LanguageV2(Language):
             margin=p.margin,
             growth=p.margin_growth,
         )
-        return text, judged
 
     def _label_judged(self, table: pa.Table, text: pa.Array, judged: Judgement) -> pa.Table:
         p = self.params
@@ -386,16 +389,7 @@ class LanguageV3(LanguageV2):
             pc.take(record_text(table, ["output"], separator="\n", roles=None), rows),
             p.max_chars,
         )
-        answered = judge(
-            answer,
-            p.keep,
-            p.backend,
-            min_letters=p.min_letters,
-            script_first=p.script_rule,
-            prior=p.prior,
-            margin=p.margin,
-            growth=p.margin_growth,
-        )
+        answered = self._judge(answer)
         # The answer's evidence for its best kept language over the best outside one.
         kept = (-answered.outside >= answered.margin) & np.array(
             [m == p.backend for m in answered.method], dtype=bool

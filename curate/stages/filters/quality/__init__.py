@@ -126,6 +126,17 @@ class Quality(FilterStage):
         return {"rules": [rule.name for rule in self.rules()]}
 
 
+# quality_v2's rule settings (the audit's evidence is in QualityV2's docstring).
+V2_DEFAULTS: dict[str, dict[str, Any]] = {
+    "echo": {"judge_input": False},
+    "repetition": {"enabled": False},
+    "refusal": {"max_words": 30, "skip_questions_to_model": True},
+    "instruction_leak": {"skip_task_writing": True},
+    "url_only_input": {"keep_address_tasks": True, "keep_topic_pages": True},
+    "missing_attachment": {"keep_named_subject": True, "described_input_words": 4},
+}
+
+
 class QualityV2(Quality):
     """``quality_v1`` with the defaults the hand-labeled audit of its drops on Alpaca + Dolly
     supports (``bench/audit/``): ``echo`` judges the instruction only (12 of 50 input-echo drops
@@ -144,16 +155,7 @@ class QualityV2(Quality):
 
     name: ClassVar[str] = "quality_v2"
     Params: ClassVar[type[StageParams]] = params_model(
-        RULES,
-        {
-            "echo": {"judge_input": False},
-            "repetition": {"enabled": False},
-            "refusal": {"max_words": 30, "skip_questions_to_model": True},
-            "instruction_leak": {"skip_task_writing": True},
-            "url_only_input": {"keep_address_tasks": True, "keep_topic_pages": True},
-            "missing_attachment": {"keep_named_subject": True, "described_input_words": 4},
-        },
-        qualname="QualityV2.Params",
+        RULES, V2_DEFAULTS, qualname="QualityV2.Params"
     )
 
 
@@ -169,18 +171,10 @@ class QualityV3(QualityV2):
     Params: ClassVar[type[StageParams]] = params_model(
         RULES,
         {
-            "echo": {"judge_input": False},
-            "repetition": {"enabled": False},
-            "refusal": {"max_words": 30, "skip_questions_to_model": True},
-            "instruction_leak": {"skip_task_writing": True},
-            "url_only_input": {
-                "keep_address_tasks": True,
-                "keep_topic_pages": True,
-                "keep_repositories": True,
-            },
+            **V2_DEFAULTS,
+            "url_only_input": {**V2_DEFAULTS["url_only_input"], "keep_repositories": True},
             "missing_attachment": {
-                "keep_named_subject": True,
-                "described_input_words": 4,
+                **V2_DEFAULTS["missing_attachment"],
                 "keep_described_gist": True,
                 "keep_tool_tasks": True,
             },
