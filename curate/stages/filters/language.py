@@ -203,7 +203,8 @@ class LanguageV2(Language):
     """
 
     name: ClassVar[str] = "language_v2"
-    # Set aside the words a request asks about ("What does <phrase> mean?"): from v3.
+    # Set aside the words a request asks about ("What does <phrase> mean?") and the material of a
+    # request to translate: from v3.
     _mentions: ClassVar[bool] = False
 
     class Params(Language.Params):
@@ -289,9 +290,17 @@ class LanguageV2(Language):
         request = record_text(
             table, p.fields, separator="\n", roles=PROMPT_ROLES, prefer_messages=False
         )
-        text = request_prose(request, p.max_chars, mentions=self._mentions)
         # The answer to "Translate ..." is in the target language, not the user's.
         translation = pc.match_substring_regex(request, _TRANSLATION_REQUEST)
+        if self._mentions:
+            # "Translate the following sentence from Spanish to English:\n\nEl hermano ...": what
+            # follows the colon or line break is the material to translate.
+            request = pc.if_else(
+                pc.fill_null(translation, False),
+                pc.replace_substring_regex(request, r"(?s)[:\n].*", ""),
+                request,
+            )
+        text = request_prose(request, p.max_chars, mentions=self._mentions)
         for name in p.fallback_fields:
             short = pc.less(pc.count_substring_regex(text, r"\pL"), p.request_min_letters)
             if name in ("output", "messages"):
@@ -346,7 +355,8 @@ class LanguageV3(LanguageV2):
     are never checked against their answer (it is in the target language); a foreign request
     answered in its own language ("Wat is goede vrijdag?" / "Goede Vrijdag is ...") is still
     dropped. The words a request asks about are set aside like quotes ("What does <phrase>
-    mean?", "the word <word>").
+    mean?", "the word <word>"), and so is the material after the colon or line break of a request
+    to translate.
     """
 
     name: ClassVar[str] = "language_v3"

