@@ -298,7 +298,7 @@ class Select(GlobalStage):
                     groups.append(_group_column(batch, p.by))
                 for key in p.balance:
                     if key != CLUSTERS:
-                        balance_columns[key].append(_group_column(batch, key))
+                        balance_columns[key].append(_group_column(batch, key, "balance"))
                 self._n += batch.num_rows
         n = self._n
         self._ids = pa.chunked_array(ids, pa.string())
@@ -329,7 +329,7 @@ class Select(GlobalStage):
         request = pa.chunked_array(texts, pa.string()) if texts else None
         vectors: np.ndarray | None = None
         cluster_info: dict[str, Any] = {}
-        if p.balance:
+        if p.balance and n:
             cells = np.zeros(n, np.int64)
             for key in p.balance:
                 if key == CLUSTERS:
@@ -615,17 +615,17 @@ def _score_order(score: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(score)), key, missing))
 
 
-def _group_column(batch: pa.Table, by: str) -> pa.Array:
+def _group_column(batch: pa.Table, by: str, param: str = "by") -> pa.Array:
     if by not in batch.column_names:
         raise StageError(
-            f"select: by: {by!r} is not a column of the data; columns: "
+            f"select: {param}: {by!r} is not a column of the data; columns: "
             f"{', '.join(batch.column_names)}"
         )
     column = batch.column(by).combine_chunks()
     try:
         text = column.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise StageError(f"select: by: column {by!r} cannot be read as text") from None
+        raise StageError(f"select: {param}: column {by!r} cannot be read as text") from None
     return pc.fill_null(text, "(null)")
 
 

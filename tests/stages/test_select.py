@@ -615,5 +615,9 @@ def test_balance_over_a_column_and_over_cells() -> None:
     info = Select(budget=12, balance=["clusters", "source"], clusters=2)
     info.run(skewed)
     assert info.manifest_info()["cells"] <= 4
-    with pytest.raises(StageError, match="not a column"):
+    with pytest.raises(StageError, match="balance: 'no_such_column' is not a column"):
         Select(budget=3, balance=["no_such_column"]).run(skewed)
+    # An empty input selects nothing, balanced or not.
+    assert (
+        Select(budget=3, balance=["clusters", "source"]).run(skewed.slice(0, 0)).kept.num_rows == 0
+    )
