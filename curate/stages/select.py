@@ -76,8 +76,8 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from curate.errors import StageError
-from curate.lib.embed import Embedder, cluster_labels, load_embedder, quantize, simhash_bands
-from curate.lib.embed.cache import VectorCache
+from curate.lib.embed import Embedder, cluster_labels, load_embedder, simhash_bands
+from curate.lib.embed.cache import VectorCache, embedding_function
 from curate.stages.base import (
     Decision,
     GlobalStage,
@@ -316,16 +316,10 @@ class Select(GlobalStage):
         self._group_of = group_of
         read = time.perf_counter()
         embedder = load_embedder(p.embedder) if self.embeds else None
-        cache = (
-            VectorCache(self._cache_dir, embedder)
-            if embedder is not None and self._cache_dir is not None
-            else None
-        )
-        embed: Callable[[list[str]], np.ndarray] | None = None
-        if cache is not None:
-            embed = cache.embed
-        elif embedder is not None:
-            embed = _quantized(embedder)
+        embed: Callable[[Sequence[str]], np.ndarray] | None = None
+        cache: VectorCache | None = None
+        if embedder is not None:
+            embed, cache = embedding_function(embedder, self._cache_dir)
         request = pa.chunked_array(texts, pa.string()) if texts else None
         vectors: np.ndarray | None = None
         cluster_info: dict[str, Any] = {}
@@ -391,7 +385,7 @@ class Select(GlobalStage):
             "seconds_select": round(time.perf_counter() - read - counts["seconds_embed"], 3),
         }
         if cache is not None:
-            self._info["embedding_cache"] = {"reused": cache.hits, "embedded": cache.computed}
+            self._info["embedding_cache"] = cache.info
         if embedder is not None:
             self._info.update(
                 {
@@ -420,7 +414,7 @@ class Select(GlobalStage):
         order: np.ndarray,
         group_of: np.ndarray,
         embedder: Embedder | None,
-        embed: Callable[[list[str]], np.ndarray] | None,
+        embed: Callable[[Sequence[str]], np.ndarray] | None,
         request: pa.ChunkedArray | None,
         embedded: np.ndarray | None = None,
     ) -> dict[str, Any]:
@@ -575,12 +569,8 @@ def _codes(values: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(codes.to_numpy(zero_copy_only=False), np.int64)
 
 
-def _quantized(embedder: Embedder) -> Callable[[list[str]], np.ndarray]:
-    return lambda texts: quantize(embedder.embed(texts))
-
-
 def _embed_all(
-    embed: Callable[[list[str]], np.ndarray], dimension: int, request: pa.ChunkedArray
+    embed: Callable[[Sequence[str]], np.ndarray], dimension: int, request: pa.ChunkedArray
 ) -> np.ndarray:
     """int8 vectors of every request, in stream order, embedded a chunk at a time."""
     n = len(request)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,9 @@ class VectorCache:
         self.hits = 0
         self.computed = 0
         self._index: dict[bytes, int] = {}
-        self._blocks: list[np.ndarray] = []
+        # Rows 0.._size of a buffer that doubles when full: adding is amortized O(1), and a
+        # lookup never copies the cache.
+        self._vectors = np.zeros((0, embedder.dimension), np.int8)
         self._size = 0
         if self.folder.is_dir():
             for part in sorted(self.folder.glob("part-*.parquet")):
@@ -52,16 +54,21 @@ class VectorCache:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def info(self) -> dict[str, int]:
+        """What the manifest reports: vectors read back and vectors embedded by this instance."""
+        return {"reused": self.hits, "embedded": self.computed}
+
     def _add(self, keys: list[bytes], block: np.ndarray) -> None:
         for offset, key in enumerate(keys):
             self._index.setdefault(key, self._size + offset)
-        self._blocks.append(block)
-        self._size += len(keys)
-
-    def _matrix(self) -> np.ndarray:
-        if len(self._blocks) > 1:
-            self._blocks = [np.concatenate(self._blocks)]
-        return self._blocks[0] if self._blocks else np.zeros((0, self.embedder.dimension), np.int8)
+        needed = self._size + len(keys)
+        if needed > len(self._vectors):
+            grown = np.zeros((max(needed, 2 * len(self._vectors)), block.shape[1]), np.int8)
+            grown[: self._size] = self._vectors[: self._size]
+            self._vectors = grown
+        self._vectors[self._size : needed] = block
+        self._size = needed
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The int8 vector of every text: from the cache, or embedded now and added to it."""
@@ -78,7 +85,7 @@ class VectorCache:
                 found_rows.append(row)
                 found_at.append(at)
         if found_rows:
-            out[found_rows] = self._matrix()[found_at]
+            out[found_rows] = self._vectors[found_at]
             self.hits += len(found_rows)
         if missing:
             new_keys = list(missing)
@@ -107,4 +114,15 @@ class VectorCache:
         os.replace(temporary, self.folder / f"{name}.parquet")
 
 
-__all__ = ["VectorCache", "embedder_key"]
+def embedding_function(
+    embedder: Embedder, folder: Path | None
+) -> tuple[Callable[[Sequence[str]], np.ndarray], VectorCache | None]:
+    """int8 vectors of texts for a stage: through a :class:`VectorCache` in ``folder`` when the
+    run gives one (returned too, for its :attr:`~VectorCache.info`), else embedded each time."""
+    if folder is None:
+        return lambda texts: quantize(embedder.embed(texts)), None
+    cache = VectorCache(folder, embedder)
+    return cache.embed, cache
+
+
+__all__ = ["VectorCache", "embedder_key", "embedding_function"]

@@ -36,11 +36,10 @@ from curate.lib.embed import (
     band_pairs,
     cosine,
     load_embedder,
-    quantize,
     simhash_bands,
     vector_norms,
 )
-from curate.lib.embed.cache import VectorCache
+from curate.lib.embed.cache import VectorCache, embedding_function
 from curate.lib.minhash.keeper import KeeperKeys, KeepRule, choose_keepers
 from curate.lib.minhash.lsh import connected_components
 from curate.lib.minhash.verify import Match
@@ -161,8 +160,7 @@ class SemanticDedup(GlobalStage):
         self._reset()
         p = self.params
         embedder = load_embedder(p.embedder)
-        cache = VectorCache(self._cache_dir, embedder) if self._cache_dir else None
-        embed = cache.embed if cache is not None else lambda texts: quantize(embedder.embed(texts))
+        embed, cache = embedding_function(embedder, self._cache_dir)
         started = time.perf_counter()
         inputs: list[np.ndarray] = []
         input_rows: list[np.ndarray] = []
@@ -214,7 +212,7 @@ class SemanticDedup(GlobalStage):
             }
         )
         if cache is not None:
-            self._info["embedding_cache"] = {"reused": cache.hits, "embedded": cache.computed}
+            self._info["embedding_cache"] = cache.info
         self._fitted = True
 
     def use_cache_dir(self, folder: Path) -> None:
