@@ -242,11 +242,12 @@ class LanguageV2(Language):
     params: Params
 
     def label(self, table: pa.Table) -> pa.Table:
-        return self._label_judged(table, *self._judge_request(table))
+        return self._label_judged(table, self._judge_request(table)[2])
 
-    def _judge_request(self, table: pa.Table) -> tuple[pa.Array, Judgement]:
-        text = self._request_text(table)
-        return text, self._judge(text)
+    def _judge_request(self, table: pa.Table) -> tuple[pa.Array, pa.Array, Judgement]:
+        """The request text judged, which rows ask for a translation, and the judgement."""
+        text, translation = self._request_text(table)
+        return text, translation, self._judge(text)
 
     def _judge(self, text: pa.Array) -> Judgement:
         """:func:`judge` with the stage's keep, backend, margins and rules."""
@@ -262,7 +263,7 @@ class LanguageV2(Language):
             growth=p.margin_growth,
         )
 
-    def _label_judged(self, table: pa.Table, text: pa.Array, judged: Judgement) -> pa.Table:
+    def _label_judged(self, table: pa.Table, judged: Judgement) -> pa.Table:
         p = self.params
         langs, scores, methods = list(judged.lang), judged.score.copy(), list(judged.method)
         keep = set(p.keep)
@@ -285,18 +286,19 @@ class LanguageV2(Language):
             ),
         )
 
-    def _request_text(self, table: pa.Table) -> pa.Array:
+    def _request_text(self, table: pa.Table) -> tuple[pa.Array, pa.Array]:
+        """The prose a row is judged on, and whether its request asks for a translation."""
         p = self.params
         request = record_text(
             table, p.fields, separator="\n", roles=PROMPT_ROLES, prefer_messages=False
         )
         # The answer to "Translate ..." is in the target language, not the user's.
-        translation = pc.match_substring_regex(request, _TRANSLATION_REQUEST)
+        translation = pc.fill_null(pc.match_substring_regex(request, _TRANSLATION_REQUEST), False)
         if self._mentions:
             # "Translate the following sentence from Spanish to English:\n\nEl hermano ...": what
             # follows the colon or line break is the material to translate.
             request = pc.if_else(
-                pc.fill_null(translation, False),
+                translation,
                 pc.replace_substring_regex(request, r"(?s)[:\n].*", ""),
                 request,
             )
@@ -318,7 +320,7 @@ class LanguageV2(Language):
             )
             joined = pc.utf8_trim_whitespace(pc.binary_join_element_wise(text, extra, " "))
             text = pc.if_else(short, joined, text)
-        return text
+        return text, translation
 
     def decide(self, table: pa.Table) -> Decision:
         decision = super().decide(table)
@@ -374,18 +376,18 @@ class LanguageV3(LanguageV2):
 
     def label(self, table: pa.Table) -> pa.Table:
         p = self.params
-        text, judged = self._judge_request(table)
+        text, translation, judged = self._judge_request(table)
         if p.keep and p.answer_check_letters and "output" in table.column_names:
-            self._ask_the_answer(table, text, judged)
-        return self._label_judged(table, text, judged)
+            self._ask_the_answer(table, text, translation, judged)
+        return self._label_judged(table, judged)
 
-    def _ask_the_answer(self, table: pa.Table, text: pa.Array, judged: Judgement) -> None:
+    def _ask_the_answer(
+        self, table: pa.Table, text: pa.Array, translation: pa.Array, judged: Judgement
+    ) -> None:
         """Overrule, in ``judged``, short requests put outside ``keep`` whose answer is kept."""
         p = self.params
         letters = pc.count_substring_regex(text, r"\pL").to_numpy(zero_copy_only=False)
         by_backend = np.array([m == p.backend for m in judged.method], dtype=bool)
-        request = record_text(table, p.fields, separator="\n", roles=PROMPT_ROLES)
-        translation = pc.fill_null(pc.match_substring_regex(request, _TRANSLATION_REQUEST), False)
         candidates = np.flatnonzero(
             judged.confident_outside
             & by_backend
