@@ -87,6 +87,9 @@ class Tokenizer:
     name: str  # what the manifest shows: "cl100k_base" or the tokenizer.json path
     package: str  # "tiktoken 0.9.0" / "tokenizers 0.21.0"
     _encode: Callable[[str], Sequence[int]] = field(repr=False)
+    # Cut into pieces by cl100k_base's or Llama 3's pattern before BPE (tiktoken's cl100k_base; a
+    # byte-level tokenizer.json with that pre-tokenizer and no normalizer): splits_at_boundary holds.
+    _cl100k_pieces: bool = False
 
     def encode(self, text: str) -> list[int]:
         """The tokenizer's own encoding of one text (what counts are checked against)."""
@@ -97,14 +100,17 @@ class Tokenizer:
 
     def splits_cleanly(self, before: str, after: str) -> bool:
         """True when ``encode(before + after) == encode(before) + encode(after)`` is certain, so a
-        text can be counted in two parts. False means "not known" (count the whole text)."""
-        return not before or not after
+        text can be counted in two parts. False means "not known" (count the whole text): every
+        tokenizer not cut by a known pattern (a SentencePiece-style BPE has no pieces at all: it
+        merges across the whole text)."""
+        if not before or not after:
+            return True
+        return self._cl100k_pieces and splits_at_boundary(before, after)
 
 
 @dataclass
 class TiktokenTokenizer(Tokenizer):
     encoding: Any = field(default=None, repr=False)
-    _cl100k: bool = False
 
     def count_batch(self, texts: Sequence[str], threads: int = 1) -> list[int]:
         """Token counts, with ``threads`` threads over contiguous chunks (tiktoken's Rust encoder
@@ -120,26 +126,10 @@ class TiktokenTokenizer(Tokenizer):
             parts = pool.map(lambda chunk: [len(encode(text)) for text in chunk], chunks)
             return [count for part in parts for count in part]
 
-    def splits_cleanly(self, before: str, after: str) -> bool:
-        """:func:`splits_at_boundary` for cl100k_base; other encodings are not known."""
-        if not before or not after:
-            return True
-        return self._cl100k and splits_at_boundary(before, after)
-
 
 @dataclass
 class HFTokenizer(Tokenizer):
     tokenizer: Any = field(default=None, repr=False)
-    # Byte-level BPE cut by cl100k_base's or Llama 3's pattern, nothing normalized before it.
-    _known_pieces: bool = False
-
-    def splits_cleanly(self, before: str, after: str) -> bool:
-        """:func:`splits_at_boundary` for a tokenizer.json whose pre-tokenizer is cl100k_base's or
-        Llama 3's pattern; other tokenizers are not known (a SentencePiece-style BPE has no
-        pieces at all: it merges across the whole text)."""
-        if not before or not after:
-            return True
-        return self._known_pieces and splits_at_boundary(before, after)
 
     def count_batch(self, texts: Sequence[str], threads: int = 1) -> list[int]:
         """Token counts from ``encode_batch`` (parallel in Rust; ``threads`` is not used)."""
@@ -212,7 +202,7 @@ def _load(spec: str, path: str) -> Tokenizer:
             package,
             encoding.encode_ordinary,
             encoding=encoding,
-            _cl100k=getattr(encoding, "_pat_str", None) == CL100K_PATTERN,
+            _cl100k_pieces=getattr(encoding, "_pat_str", None) == CL100K_PATTERN,
         )
     try:
         from tokenizers import Tokenizer as HFTok
@@ -235,7 +225,7 @@ def _load(spec: str, path: str) -> Tokenizer:
         f"tokenizers {_version('tokenizers')}",
         encode,
         tokenizer=tok,
-        _known_pieces=_cut_by_known_pattern(tok),
+        _cl100k_pieces=_cut_by_known_pattern(tok),
     )
 
 
