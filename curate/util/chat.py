@@ -9,6 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# The record columns chat_messages reads.
+CHAT_MESSAGE_COLUMNS = (
+    "messages",
+    "instruction",
+    "input",
+    "output",
+    "rationale",
+    "options",
+    "template_id",
+)
+
 
 def chat_messages(record: Mapping[str, Any]) -> list[dict[str, str]]:
     """The conversation of one record, as ``[{role, content}, ...]``.

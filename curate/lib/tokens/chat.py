@@ -35,7 +35,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from curate.errors import StageError
-from curate.util.chat import chat_messages
+from curate.util.chat import CHAT_MESSAGE_COLUMNS, chat_messages
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -73,16 +73,7 @@ def conversation(record: Mapping[str, Any]) -> Conversation:
 
 
 # The record columns :func:`conversation` reads.
-CONVERSATION_COLUMNS = (
-    "messages",
-    "instruction",
-    "input",
-    "output",
-    "rationale",
-    "options",
-    "template_id",
-    "system",
-)
+CONVERSATION_COLUMNS = (*CHAT_MESSAGE_COLUMNS, "system")
 
 
 def table_conversations(table: pa.Table) -> list[Conversation]:

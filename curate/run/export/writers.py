@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from curate.records import RECORD_SCHEMA
 from curate.run.writer import ROW_GROUP_ROWS, dataset_writer
-from curate.util.chat import chat_messages
+from curate.util.chat import CHAT_MESSAGE_COLUMNS, chat_messages
 
 CHAT_SCHEMA = pa.schema(
     [
@@ -27,19 +27,9 @@ CHAT_SCHEMA = pa.schema(
         RECORD_SCHEMA.field("messages").with_nullable(False),
     ]
 )
-# What chat_messages reads from a record (the ones the run has).
-
-CHAT_INPUT_COLUMNS = (
-    "id",
-    "source",
-    "messages",
-    "instruction",
-    "input",
-    "output",
-    "rationale",
-    "options",
-    "template_id",
-)
+# What a chat export reads from a record (the ones the run has): its id and source, and what
+# chat_messages reads.
+CHAT_INPUT_COLUMNS = ("id", "source", *CHAT_MESSAGE_COLUMNS)
 
 # License identifiers the Hub accepts in a card (https://huggingface.co/docs/hub/repositories-licenses).
 
