@@ -75,6 +75,16 @@ def bar_chart(
     return "".join(parts)
 
 
+def _bin_label(x: float, y: int, label: str) -> str:
+    """A bin's label, centred under its bar(s)."""
+    return f"<text x='{x:.1f}' y='{y}' text-anchor='middle' font-size='10'>{escape(label)}</text>"
+
+
+def _x_title(x: float, height: int, title: str) -> str:
+    """The chart's title under the axis, and the end of the SVG."""
+    return f"<text x='{x:.0f}' y='{height - 4}' text-anchor='middle'>{escape(title)}</text></svg>"
+
+
 def histogram(
     bins: Sequence[str],
     counts: Sequence[int],
@@ -105,13 +115,9 @@ def histogram(
         parts.append(
             f"<rect x='{x + 1:.1f}' y='{top_pad + plot_h - h:.1f}' width='{step - 2:.1f}' "
             f"height='{h:.1f}' fill='{PALETTE[0]}'><title>{escape(label)}: {count:,}</title></rect>"
-            f"<text x='{x + step / 2:.1f}' y='{top_pad + plot_h + 14}' text-anchor='middle' "
-            f"font-size='10'>{escape(label)}</text>"
+            + _bin_label(x + step / 2, top_pad + plot_h + 14, label)
         )
-    parts.append(
-        f"<text x='{left + plot_w / 2:.0f}' y='{height - 4}' text-anchor='middle'>"
-        f"{escape(title)}</text></svg>"
-    )
+    parts.append(_x_title(left + plot_w / 2, height, title))
     return "".join(parts)
 
 
@@ -163,14 +169,8 @@ def grouped_histogram(
                 f"width='{bar:.1f}' height='{h:.1f}' fill='{PALETTE[g % len(PALETTE)]}'>"
                 f"<title>{escape(name)} {escape(label)}: {_fmt(value)}{escape(unit)}</title></rect>"
             )
-        parts.append(
-            f"<text x='{x + step / 2:.1f}' y='{top_pad + plot_h + 14}' text-anchor='middle' "
-            f"font-size='10'>{escape(label)}</text>"
-        )
-    parts.append(
-        f"<text x='{left + plot_w / 2:.0f}' y='{height - 4}' text-anchor='middle'>"
-        f"{escape(title)}</text></svg>"
-    )
+        parts.append(_bin_label(x + step / 2, top_pad + plot_h + 14, label))
+    parts.append(_x_title(left + plot_w / 2, height, title))
     return "".join(parts)
 
 
