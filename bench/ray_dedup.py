@@ -122,7 +122,7 @@ def child(mode: str, recipe_path: str, out: str, workers: int) -> None:
 
         from curate.engine.ray_engine import RayExecutor
 
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False)
         executor = RayExecutor(workers=workers, band_grouping=mode == "ray-band")
     started = time.perf_counter()
     manifest = executor.run(recipe, out=Path(out)).manifest

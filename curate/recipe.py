@@ -13,6 +13,7 @@ from curate.errors import CurateError, RecipeError
 from curate.ingest.sources import SourceConfig
 from curate.stages import get_stage
 from curate.stages.base import Stage, format_validation_error
+from curate.util.storage import RunPath, as_run_path
 
 
 class StageSpec(BaseModel):
@@ -62,7 +63,10 @@ class Recipe(BaseModel):
         default_factory=list,
         description="Stages run in order, each a key: {params} entry; a bare key uses defaults.",
     )
-    output: str | None = Field(None, description="Run directory; default runs/<name>.")
+    output: str | None = Field(
+        None,
+        description="Run directory: a local path or s3://bucket/prefix; default runs/<name>.",
+    )
     strict: bool = Field(False, description="Fail on the first bad row instead of rejecting it.")
     engine: Literal["local", "ray"] = Field(
         "local",
@@ -99,8 +103,9 @@ class Recipe(BaseModel):
             raise ValueError(f"source names must be unique; repeated: {dupes}")
         return value
 
-    def output_dir(self) -> Path:
-        return Path(self.output or f"runs/{self.name}")
+    def output_dir(self) -> RunPath:
+        """The run directory: a local path, or an object-storage location (``s3://...``)."""
+        return as_run_path(self.output or f"runs/{self.name}")
 
     def tokenizer(self) -> str | None:
         """The tokenizer the recipe targets: its first ``length`` stage's (default included)."""

@@ -46,7 +46,10 @@ def _mount_subcommands() -> None:
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Run directory (overrides `output`).")
+        str | None,
+        typer.Option(
+            "--out", help="Run directory, a local path or s3://bucket/prefix (overrides `output`)."
+        ),
     ] = None,
     overrides: Annotated[
         list[str] | None,

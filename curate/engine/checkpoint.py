@@ -6,20 +6,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curate.run.writer import write_parquet
 from curate.stages.base import Stage
 from curate.util.files import after_write, io_error
+from curate.util.storage import ObjectPath, RunPath, read_parquet
 
 SUCCESS = "_SUCCESS"
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+def write_parquet_atomic(table: pa.Table, path: RunPath) -> None:
+    if isinstance(path, ObjectPath):
+        # One object, written whole (a multipart upload completes only on close): atomic.
+        write_parquet(table, path, checkpoint=True)
+        after_write()
+        return
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,27 +34,27 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     after_write()
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: RunPath) -> Any:
     return json.loads(path.read_text())
 
 
-def read_table(path: Path) -> pa.Table:
-    return pq.read_table(path)
+def read_table(path: RunPath) -> pa.Table:
+    return read_parquet(path)
 
 
 class StageDir:
     """One stage's checkpoint folder: a part, its rejects and its stats file per shard."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: RunPath) -> None:
         self.path = path
 
-    def part(self, batch: int) -> Path:
+    def part(self, batch: int) -> RunPath:
         return self.path / f"part-{batch:05d}.parquet"
 
-    def rejects(self, batch: int) -> Path:
+    def rejects(self, batch: int) -> RunPath:
         return self.path / "rejects" / f"part-{batch:05d}.parquet"
 
-    def stats(self, batch: int) -> Path:
+    def stats(self, batch: int) -> RunPath:
         return self.path / f"part-{batch:05d}.json"
 
     @property
@@ -61,7 +65,7 @@ class StageDir:
         result: dict[str, Any] = read_json(self.path / SUCCESS)
         return result
 
-    def reject_parts(self) -> list[Path]:
+    def reject_parts(self) -> list[RunPath]:
         directory = self.path / "rejects"
         return sorted(directory.glob("part-*.parquet")) if directory.is_dir() else []
 

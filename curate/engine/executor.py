@@ -59,11 +59,23 @@ from curate.run.manifest import Manifest
 from curate.run.writer import write_dataset
 from curate.stages.base import GlobalStage, Stage
 from curate.util.files import write_bytes_atomic, write_json_atomic
+from curate.util.storage import ObjectPath, RunPath, as_run_path, copy_tree, remove_tree
+
+
+def local_work_dir(partial: RunPath) -> Path:
+    """Where a run keeps what lives on local disk: the partial folder itself, or for a run on
+    object storage ``$CURATE_WORK_DIR/<bucket>-<hash of the location>`` (default
+    ``~/.cache/curate/work``): its embedding cache and the outputs before they are uploaded."""
+    if isinstance(partial, Path):
+        return partial
+    root = os.environ.get("CURATE_WORK_DIR") or str(Path.home() / ".cache" / "curate" / "work")
+    digest = hashlib.sha256(str(partial).encode()).hexdigest()[:16]
+    return Path(root) / f"{partial.bucket}-{digest}"
 
 
 @dataclass
 class RunResult:
-    out_dir: Path
+    out_dir: RunPath
     manifest: dict[str, Any]
     up_to_date: bool = False
 
@@ -84,7 +96,7 @@ class Executor:
         self,
         recipe: Recipe,
         *,
-        out: Path | None = None,
+        out: str | Path | ObjectPath | None = None,
         force: bool = False,
         strict: bool | None = None,
         recipe_path: Path | None = None,
@@ -95,7 +107,7 @@ class Executor:
         for stage in stages:
             stage.prepare()  # and so does a bad stage input (e.g. a benchmark file)
         strict = recipe.strict if strict is None else strict
-        final = Path(out) if out is not None else recipe.output_dir()
+        final = as_run_path(out) if out is not None else recipe.output_dir()
         base_dir = recipe_path.parent if recipe_path is not None else None
         inputs = input_fingerprints(recipe, base_dir)
         key = run_key(recipe, strict, inputs)
@@ -128,7 +140,7 @@ class Executor:
                 "an unfinished curate run; remove it yourself or choose another --out",
             )
             if force and partial.exists():
-                shutil.rmtree(partial)
+                remove_tree(partial)
             state = partial / "run.json"
             if partial.exists():
                 previous = read_json(state) if state.is_file() else {}
@@ -136,7 +148,7 @@ class Executor:
                     self.reporter.info(
                         f"discarding an unfinished run in {partial}: its recipe or inputs differ"
                     )
-                    shutil.rmtree(partial)
+                    remove_tree(partial)
                 else:
                     self.reporter.info(f"resuming the unfinished run in {partial}")
             try:
@@ -145,8 +157,9 @@ class Executor:
                 raise RunDirError(f"cannot create {partial}: {exc.strerror or exc}") from None
             if not state.is_file():
                 write_json_atomic({"run_key": key, "name": recipe.name}, state)
+            work = local_work_dir(partial)
             for stage in stages:
-                stage.use_cache_dir(partial / "cache")
+                stage.use_cache_dir(work / "cache")
 
             ingest = self._ingest(recipe, partial, strict, base_dir, stages)
             batches = int(ingest["batches"])
@@ -158,9 +171,14 @@ class Executor:
                 stage_stats.append(stats)
                 previous_dir = target
 
+            # The outputs (data/, rejects/, manifest, report) are written on local disk: in the
+            # partial folder itself, or for a run on object storage in a local work folder whose
+            # files are then uploaded into the partial prefix.
+            outputs = partial if isinstance(partial, Path) else work / "outputs"
             manifest = self._finish(
                 recipe,
                 partial,
+                outputs,
                 previous_dir,
                 stages,
                 ingest,
@@ -171,15 +189,21 @@ class Executor:
                 t0,
                 recipe_path,
             )
-            self._write_report(partial)
+            self._write_report(outputs)
+            if isinstance(partial, ObjectPath):
+                copy_tree(outputs, partial, last=MANIFEST)
             self._publish(partial, final)
+            if isinstance(partial, ObjectPath):
+                shutil.rmtree(outputs, ignore_errors=True)
             if any(stage.scrubs_run() for stage in stages):
                 # The checkpoints hold the rows as they were before redaction: keep only their
                 # stats. After publishing, so that a run killed before it still resumes.
-                for part in sorted((final / "stages").rglob("*.parquet")):
+                checkpoints: list[RunPath] = [*(final / "stages").rglob("*.parquet")]
+                for part in checkpoints:
                     part.unlink()
                 # Embeddings of the unredacted text go too (a vector can give words away).
-                for part in sorted((final / "cache").rglob("*.parquet")):
+                cache = final / "cache" if isinstance(final, Path) else work / "cache"
+                for part in sorted(cache.rglob("*.parquet")):
                     part.unlink()
             return RunResult(final, manifest)
 
@@ -187,7 +211,7 @@ class Executor:
     def _ingest(
         self,
         recipe: Recipe,
-        partial: Path,
+        partial: RunPath,
         strict: bool,
         base_dir: Path | None,
         stages: list[Stage],
@@ -197,7 +221,7 @@ class Executor:
             self.reporter.info("ingest: complete (checkpoint)")
             return target.success()
         if target.path.exists():
-            shutil.rmtree(target.path)
+            remove_tree(target.path)
         started = time.perf_counter()
         with_ids = not (stages and stages[0].recomputes_ids)
         batch = 0
@@ -309,7 +333,8 @@ class Executor:
     def _finish(
         self,
         recipe: Recipe,
-        partial: Path,
+        partial: RunPath,
+        outputs: Path,
         last: StageDir,
         stages: list[Stage],
         ingest: dict[str, Any],
@@ -321,10 +346,10 @@ class Executor:
         recipe_path: Path | None,
     ) -> dict[str, Any]:
         for name in ("data", "rejects"):
-            if (partial / name).exists():
-                shutil.rmtree(partial / name)
+            if (outputs / name).exists():
+                shutil.rmtree(outputs / name)
         data_files, records = write_dataset(
-            [last.part(b) for b in range(batches)], partial / "data", schema=None
+            [last.part(b) for b in range(batches)], outputs / "data", schema=None
         )
         reject_parts = [*StageDir(partial / "stages" / "00-ingest").reject_parts()]
         for index, stage in enumerate(stages, start=1):
@@ -338,9 +363,9 @@ class Executor:
                 table = stage.scrub(table)
             write_parquet_atomic(table, path)
         reject_files, rejected = write_dataset(
-            reject_parts, partial / "rejects", schema=REJECT_SCHEMA
+            reject_parts, outputs / "rejects", schema=REJECT_SCHEMA
         )
-        kept_by_source, rejected_by_source = source_accounting(partial)
+        kept_by_source, rejected_by_source = source_accounting(outputs)
         sources = []
         for entry in ingest["sources"]:
             sources.append(
@@ -351,7 +376,7 @@ class Executor:
                 }
             )
         resolved = recipe.to_dict()
-        columns = pq.read_schema(partial / data_files[0]).names if data_files else []
+        columns = pq.read_schema(outputs / data_files[0]).names if data_files else []
         manifest = {
             "curate_version": package_versions()["curate"],
             "name": recipe.name,
@@ -396,20 +421,20 @@ class Executor:
         # Validated against the typed model before it is written: what readers get is a promise.
         typed = Manifest.model_validate(manifest)
         written = typed.to_json_dict()
-        write_json_atomic(written, partial / MANIFEST)
-        write_bytes_atomic(run_card(typed).encode("utf-8"), partial / RUN_CARD)
+        write_bytes_atomic(run_card(typed).encode("utf-8"), outputs / RUN_CARD)
+        write_json_atomic(written, outputs / MANIFEST)
         return written
 
-    def _write_report(self, partial: Path) -> None:
+    def _write_report(self, outputs: Path) -> None:
         # The data is complete and valid without the report: a report that cannot be built is a
         # warning (``curate report RUN_DIR`` rebuilds it), not a failed run.
         from curate.run.report import write_report
 
         try:
-            write_report(partial)
+            write_report(outputs)
         except CurateError as exc:
             self.reporter.warn(f"report.html not written: {exc}")
 
-    def _publish(self, partial: Path, final: Path) -> None:
+    def _publish(self, partial: RunPath, final: RunPath) -> None:
         publish(partial, final)
         self.reporter.info(f"wrote {final}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -14,6 +13,7 @@ from curate.engine.executor import Executor, RunResult
 from curate.engine.shards import apply_shards, process_shard, warm_shard
 from curate.errors import RunDirError
 from curate.stages.base import GlobalStage, Stage
+from curate.util.storage import remove_tree
 
 
 class LocalExecutor(Executor):
@@ -66,7 +66,7 @@ class LocalExecutor(Executor):
     ) -> list[dict[str, Any]]:
         # A global stage's state is not checkpointed: an interrupted one is redone from its fit.
         if target.path.exists():
-            shutil.rmtree(target.path)
+            remove_tree(target.path)
         if stage.warms_cache() and batches > 1 and self.workers > 1:
             # The shards' share of the fit (embeddings) in parallel, into the run's cache; the
             # fit then reads it back.

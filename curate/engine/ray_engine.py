@@ -20,8 +20,11 @@ engine's either way. Ray is imported only here, only when ``engine: ray`` is cho
 imports it.
 
 Connects to ``RAY_ADDRESS`` (or ``ray_address`` in the recipe) when set, otherwise starts a local
-Ray instance with ``workers`` CPUs. On a multi-node cluster the run directory must be on a
-filesystem every node sees (shards are exchanged through it).
+Ray instance with ``workers`` CPUs. On a multi-node cluster the run directory must be somewhere
+every node sees, since shards are exchanged through it: object storage (``s3://...``, no shared
+disk needed) or a shared filesystem. The driver's ``AWS_*`` and ``CURATE_*`` variables are passed
+to every worker. A stage that runs a model (a transformer embedder) gets a GPU for its task when
+the cluster has one.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import os
 import pickle
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,7 @@ from curate.engine.progress import Reporter
 from curate.engine.shards import apply_shards, process_shard
 from curate.errors import CurateError
 from curate.stages.base import GlobalStage, SplitFitStage, Stage
+from curate.util.storage import parquet_file, remove_tree
 
 BAND_PATH = "ray_band_repartition"
 SINGLE_TASK_PATH = "ray_single_task"
@@ -66,12 +69,15 @@ def _require_ray() -> Any:
 class _ShardMapper:
     """The function Ray Data maps over shard descriptors (a pyarrow batch with a 'batch' column)."""
 
-    def __init__(self, stage: Stage, source: str, target: str) -> None:
+    def __init__(self, stage: Stage, source: StageDir, target: StageDir) -> None:
         # A fresh copy of the stage per shard, as the local engine gives: a stage's manifest
         # info is its shard's (one mapper handles many shards; reusing one copy summed them).
         self.pristine = pickle.dumps(stage)
-        self.source = StageDir(Path(source))
-        self.target = StageDir(Path(target))
+        self.source = source
+        self.target = target
+        import ray
+
+        self.ray = ray
 
     def __call__(self, shards: Any) -> Any:
         rows = []
@@ -84,6 +90,7 @@ class _ShardMapper:
                     "rows_in": stats["rows_in"],
                     "rows_out": stats["rows_out"],
                     "seconds": stats["seconds"],
+                    "node": self.ray.get_runtime_context().get_node_id(),
                 }
             )
         return pa.Table.from_pylist(rows)
@@ -91,15 +98,14 @@ class _ShardMapper:
 
 def _fit_apply(
     stage: GlobalStage,
-    source: str,
-    target: str,
+    source_dir: StageDir,
+    target_dir: StageDir,
     batches: int,
     path: dict[str, Any],
     split: tuple[np.ndarray, int] | None = None,
 ) -> list[dict[str, Any]]:
     """A global stage as one task: fit over every shard (``fit_pairs`` with the band grouping's
     ``(pairs, band_rows)`` when given), then apply shard by shard."""
-    source_dir, target_dir = StageDir(Path(source)), StageDir(Path(target))
     if split is None:
         stage.fit(ShardParts(source_dir, batches))
     else:
@@ -112,9 +118,8 @@ def _fit_apply(
     return shard_stats
 
 
-def _band_rows(shards: pa.Table, stage: SplitFitStage, source: str) -> pa.Table:
+def _band_rows(shards: pa.Table, stage: SplitFitStage, source_dir: StageDir) -> pa.Table:
     """Step 1 of a split fit over shard descriptors (columns batch, offset)."""
-    source_dir = StageDir(Path(source))
     tables = [
         stage.band_rows(read_table(source_dir.part(batch)), offset)
         for batch, offset in zip(
@@ -165,6 +170,60 @@ def _keyed_shuffle(context: Any) -> Iterator[None]:
             context.shuffle_strategy = previous
 
 
+# What the driver's environment gives Ray workers: object-storage endpoint and credentials, and
+# curate's own settings (CURATE_DEVICE, ...).
+FORWARDED_PREFIXES = ("AWS_", "CURATE_")
+
+
+def forwarded_environment() -> dict[str, str]:
+    """The driver's ``AWS_*`` and ``CURATE_*`` variables, for every Ray worker (``runtime_env``)."""
+    return {
+        name: value
+        for name, value in sorted(os.environ.items())
+        if name.startswith(FORWARDED_PREFIXES)
+    }
+
+
+# Ray turns a loopback address into the machine's interface address before connecting unless this
+# is "0" when Ray is imported (its switch for single-machine clusters); a cluster bound to
+# 127.0.0.1 needs it.
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def loopback_cluster(
+    nodes: int, cpus_per_node: int = 1, object_store_bytes: int = 100 << 20
+) -> Iterator[Any]:
+    """A Ray cluster of ``nodes`` nodes on this machine, all bound to 127.0.0.1: a head and
+    ``nodes - 1`` workers, each its own raylet with its own CPUs and object store. Yields Ray's
+    ``Cluster`` (``.address`` to connect to); shut down on exit. For tests and benchmarks of the
+    multi-node paths without a network."""
+    ray = _require_ray()
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    if ray_constants.ENABLE_RAY_CLUSTER:  # read from the environment when Ray was imported
+        raise CurateError(
+            f"a cluster on 127.0.0.1 needs {LOOPBACK_SWITCH}=0 in the environment before Ray is "
+            "imported (otherwise Ray connects through the machine's network address)"
+        )
+    node: dict[str, Any] = {
+        "num_cpus": cpus_per_node,
+        "node_ip_address": "127.0.0.1",
+        "object_store_memory": object_store_bytes,
+    }
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+
+
 class SplitPartError(Exception):
     """The repartition gave one part's rows to two blocks (so its buckets would be split)."""
 
@@ -195,6 +254,8 @@ class RayExecutor(Executor):
         super().__init__(workers=workers, reporter=reporter)
         # False: stages with split steps (minhash_dedup) run as one task too (for benchmarks).
         self.band_grouping = band_grouping
+        # The Ray nodes that ran per-batch shards (for tests and benchmarks of a cluster).
+        self.nodes_used: set[str] = set()
         self.ray = _require_ray()
         address = address or os.environ.get("RAY_ADDRESS")
         if not self.ray.is_initialized():
@@ -202,6 +263,8 @@ class RayExecutor(Executor):
                 "ignore_reinit_error": True,
                 "include_dashboard": False,
                 "log_to_driver": False,
+                # Workers on other nodes reach the same object storage with the same settings.
+                "runtime_env": {"env_vars": forwarded_environment()},
             }
             if address:
                 kwargs["address"] = address
@@ -229,22 +292,21 @@ class RayExecutor(Executor):
             )
             mapped = dataset.map_batches(
                 _ShardMapper,
-                fn_constructor_args=(stage, str(source.path), str(target.path)),
+                fn_constructor_args=(stage, source, target),
                 batch_size=1,
                 batch_format="pyarrow",
                 compute=self.ray.data.ActorPoolStrategy(size=min(self.workers, len(pending))),
             )
-            for done, _row in enumerate(mapped.iter_rows(), start=1):
+            for done, row in enumerate(mapped.iter_rows(), start=1):
+                self.nodes_used.add(str(row["node"]))
                 self.reporter.advance(0, batches - len(pending) + done, batches)
         return [read_json(target.stats(b)) for b in range(batches)]
 
     def _run_global(
         self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
     ) -> list[dict[str, Any]]:
-        import shutil
-
         if target.path.exists():
-            shutil.rmtree(target.path)
+            remove_tree(target.path)
         split: tuple[np.ndarray, int] | None = None
         path: dict[str, Any] = {"engine_path": SINGLE_TASK_PATH}
         if isinstance(stage, SplitFitStage):
@@ -260,8 +322,10 @@ class RayExecutor(Executor):
                 path["engine_fallback"] = reason
         self.reporter.start(f"{label} (ray task)", total=batches)
         task = self.ray.remote(_fit_apply)
+        if stage.uses_gpu() and self.ray.cluster_resources().get("GPU", 0) >= 1:
+            task = task.options(num_gpus=1)
         stats: list[dict[str, Any]] = self.ray.get(
-            task.remote(stage, str(source.path), str(target.path), batches, path, split)
+            task.remote(stage, source, target, batches, path, split)
         )
         self.reporter.advance(sum(s["rows_in"] for s in stats), batches, batches)
         return stats
@@ -281,12 +345,10 @@ class RayExecutor(Executor):
         self, stage: SplitFitStage, source: StageDir, batches: int
     ) -> tuple[tuple[np.ndarray, int], dict[str, Any]]:
         """Steps 1 and 2 of a split fit on Ray: ``(pairs, band_rows)`` and what ran, for the info."""
-        import pyarrow.parquet as pq
-
         started = time.perf_counter()
         if batches == 0:
             return (np.zeros(0, np.uint64), 0), {"engine_path": BAND_PATH, "band_rows": 0}
-        sizes = [pq.ParquetFile(source.part(b)).metadata.num_rows for b in range(batches)]
+        sizes = [parquet_file(source.part(b)).metadata.num_rows for b in range(batches)]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
         shards = self.ray.data.from_items(
             [{"batch": b, "offset": offsets[b]} for b in range(batches)],
@@ -294,7 +356,7 @@ class RayExecutor(Executor):
         )
         rows = shards.map_batches(
             _band_rows,
-            fn_args=(stage, str(source.path)),
+            fn_args=(stage, source),
             batch_size=1,
             batch_format="pyarrow",
         ).materialize()

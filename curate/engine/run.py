@@ -9,12 +9,13 @@ from curate.engine.local import LocalExecutor
 from curate.engine.progress import Reporter
 from curate.errors import CurateError
 from curate.recipe import Recipe
+from curate.util.storage import ObjectPath
 
 
 def run_recipe(
     recipe: Recipe,
     *,
-    out: Path | None = None,
+    out: str | Path | ObjectPath | None = None,
     force: bool = False,
     strict: bool | None = None,
     recipe_path: Path | None = None,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from curate.engine.checkpoint import StageDir, read_table, write_parquet_atomic
 from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
 from curate.util.files import write_json_atomic
+from curate.util.storage import RunPath
 
 
 def checkpoint_shard(
@@ -28,7 +28,7 @@ def checkpoint_shard(
     }
 
 
-def process_shard(stage: Stage, source: Path, target: StageDir, batch: int) -> dict[str, Any]:
+def process_shard(stage: Stage, source: RunPath, target: StageDir, batch: int) -> dict[str, Any]:
     """Run a per-batch stage on one shard and checkpoint it (stats last = shard complete)."""
     table = read_table(source)
     started = time.perf_counter()
@@ -42,7 +42,7 @@ def process_shard(stage: Stage, source: Path, target: StageDir, batch: int) -> d
     return stats
 
 
-def warm_shard(stage: GlobalStage, source: Path) -> int:
+def warm_shard(stage: GlobalStage, source: RunPath) -> int:
     """A global stage's :meth:`~GlobalStage.warm_cache` on one shard (a worker's task)."""
     table = read_table(source)
     stage.warm_cache(table)

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from curate.run.manifest import Manifest
 
 
@@ -20,6 +18,8 @@ def source_accounting(run_dir: Path) -> tuple[dict[str, int], dict[str, int]]:
     """
     data = (run_dir / "data" / "*.parquet").as_posix()
     rejects = (run_dir / "rejects" / "*.parquet").as_posix()
+    import duckdb  # here, not at import: a run that is up to date never needs it
+
     con = duckdb.connect()
     try:
 

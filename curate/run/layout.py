@@ -15,13 +15,14 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from curate.errors import CurateError, RunDirError
 from curate.run.manifest import Manifest
 from curate.util.markup import md_text
+from curate.util.storage import ObjectPath, RunPath, as_run_path, copy_tree
 
 MANIFEST = "manifest.json"
 RUN_CARD = "README.md"
@@ -29,7 +30,10 @@ REPORT = "report.html"
 RUN_STATE = "run.json"
 
 
-def partial_path(path: Path) -> Path:
+AnyRunPath = TypeVar("AnyRunPath", Path, ObjectPath)
+
+
+def partial_path(path: AnyRunPath) -> AnyRunPath:
     """Where ``path`` is built until it is complete: ``.<name>.partial`` beside it."""
     return path.parent / f".{path.name}.partial"
 
@@ -37,38 +41,38 @@ def partial_path(path: Path) -> Path:
 class RunDir:
     """One run directory (finished or not) and the paths inside it."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | ObjectPath) -> None:
+        self.path: RunPath = as_run_path(path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
     @property
-    def partial(self) -> Path:
-        return partial_path(self.path)
+    def partial(self) -> RunPath:
+        return self.path.parent / f".{self.path.name}.partial"
 
     @property
-    def manifest_path(self) -> Path:
+    def manifest_path(self) -> RunPath:
         return self.path / MANIFEST
 
     @property
-    def data_dir(self) -> Path:
+    def data_dir(self) -> RunPath:
         return self.path / "data"
 
     @property
-    def rejects_dir(self) -> Path:
+    def rejects_dir(self) -> RunPath:
         return self.path / "rejects"
 
     @property
-    def stages_dir(self) -> Path:
+    def stages_dir(self) -> RunPath:
         return self.path / "stages"
 
     @property
-    def report_path(self) -> Path:
+    def report_path(self) -> RunPath:
         return self.path / REPORT
 
     @property
-    def card_path(self) -> Path:
+    def card_path(self) -> RunPath:
         return self.path / RUN_CARD
 
     def is_complete(self) -> bool:
@@ -105,6 +109,14 @@ class RunDir:
         directory or one of its parents.
         """
         path = self.path
+        if isinstance(path, ObjectPath):
+            if self.is_curate_run() or not path.files():
+                return
+            raise RunDirError(
+                f"{path} holds objects and is not a curate run directory (no {MANIFEST} with a "
+                "run key); --force replaces only runs curate wrote: choose another --out or "
+                "remove them yourself"
+            )
         if not path.exists() and not path.is_symlink():
             return
         resolved, cwd = path.resolve(), Path.cwd().resolve()
@@ -127,6 +139,8 @@ class RunDir:
 
     @property
     def lock_path(self) -> Path:
+        """``.<name>.lock`` beside a local run directory."""
+        assert isinstance(self.path, Path)
         return self.path.parent / f".{self.path.name}.lock"
 
     @contextlib.contextmanager
@@ -136,7 +150,13 @@ class RunDir:
         An advisory ``flock`` on ``.<name>.lock`` beside the run: the kernel releases it when the
         process ends, however it ends, so a killed run never leaves it stuck. The lock file is
         removed when the run finishes.
+
+        Object storage has no such lock: one writer per run directory there is the user's to
+        ensure (as with any prefix two jobs write).
         """
+        if isinstance(self.path, ObjectPath):
+            yield
+            return
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
@@ -166,6 +186,8 @@ class RunDir:
     def check_not_over_inputs(self, inputs: list[Path], input_dirs: list[Path]) -> None:
         """The run directory may not contain an input (``--force`` would delete it), nor lie
         inside a source directory (the next run would read its own output)."""
+        if isinstance(self.path, ObjectPath):
+            return  # inputs are local files: none lies under a bucket's prefix
         target = self.path.resolve()
         for path in inputs:
             if path.resolve().is_relative_to(target):
@@ -196,7 +218,7 @@ class RunDir:
         """The typed manifest of a complete run."""
         return parse_manifest(self.load_manifest(), self.manifest_path)
 
-    def open(self, error: type[CurateError] = RunDirError) -> tuple[Manifest, list[Path]]:
+    def open(self, error: type[CurateError] = RunDirError) -> tuple[Manifest, list[RunPath]]:
         """The manifest and data files of a complete run, or ``error`` saying what is wrong."""
         run_dir, partial = self.path, self.partial
         if run_dir.name.startswith(".") and run_dir.name.endswith(".partial"):
@@ -237,7 +259,7 @@ class RunDir:
         return manifest, files
 
 
-def parse_manifest(raw: Any, where: Path) -> Manifest:
+def parse_manifest(raw: Any, where: RunPath) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
@@ -250,21 +272,41 @@ def parse_manifest(raw: Any, where: Path) -> Manifest:
 
 
 def refuse_foreign_partial(
-    partial: Path, ours: bool, what: str, error: type[CurateError] = RunDirError
+    partial: RunPath, ours: bool, what: str, error: type[CurateError] = RunDirError
 ) -> None:
     """A ``.partial`` folder curate did not make is never deleted: an empty one is removed, anything
     else (a folder with content, a file, a link) is an error saying it is not ``what``."""
     if ours or (not partial.exists() and not partial.is_symlink()):
         return
+    if isinstance(partial, ObjectPath):
+        if not partial.files():
+            return
+        raise error(f"{partial} exists and is not {what}")
     if partial.is_dir() and not partial.is_symlink() and not any(partial.iterdir()):
         partial.rmdir()
         return
     raise error(f"{partial} exists and is not {what}")
 
 
-def publish(partial: Path, final: Path) -> None:
+def publish(partial: RunPath, final: RunPath) -> None:
     """Replace ``final`` with the finished ``partial``: two renames, the old folder is removed
-    only once the new one is in place."""
+    only once the new one is in place.
+
+    On object storage there is no rename of a prefix: the old run's ``manifest.json`` is deleted
+    first (from then on readers see no complete run there), then its other objects; the new run's
+    objects are copied in, ``manifest.json`` last (the run is complete once it exists), and the
+    partial prefix is removed. A publish cut off midway leaves no manifest, so readers refuse the
+    half-copied run, and the partial prefix is still whole: running the recipe again publishes it.
+    """
+    if isinstance(final, ObjectPath):
+        if not isinstance(partial, ObjectPath):
+            raise RunDirError(f"cannot publish the local {partial} as {final}")
+        (final / MANIFEST).unlink(missing_ok=True)
+        final.remove_tree()
+        copy_tree(partial, final, last=MANIFEST)
+        partial.remove_tree()
+        return
+    assert isinstance(partial, Path)
     trash = None
     try:
         if final.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,6 +10,7 @@ import pyarrow.parquet as pq
 
 from curate.errors import CurateError, RunDirError
 from curate.records import RECORD_SCHEMA
+from curate.util.storage import RunPath, arrow_target, parquet_file, read_parquet
 
 ROW_GROUP_ROWS = 100_000
 ROWS_PER_FILE = 1_000_000
@@ -35,14 +37,16 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return [name for name in DICTIONARY_COLUMNS if name in schema.names]
 
 
-def write_parquet(table: pa.Table, path: Path, checkpoint: bool = False) -> None:
+def write_parquet(table: pa.Table, path: RunPath, checkpoint: bool = False) -> None:
     """Deterministic parquet: same table -> same bytes (no timestamps, fixed options).
 
     Checkpoints between stages favour speed (lz4); published data favours size (zstd).
     """
+    where, filesystem = arrow_target(path)
     pq.write_table(
         table,
-        path,
+        where,
+        filesystem=filesystem,
         compression="lz4" if checkpoint else "zstd",
         row_group_size=ROW_GROUP_ROWS,
         use_dictionary=dictionary_columns(table.schema),
@@ -64,15 +68,15 @@ def dataset_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
 
 
 def write_dataset(
-    parts: list[Path], directory: Path, schema: pa.Schema | None
+    parts: Sequence[RunPath], directory: Path, schema: pa.Schema | None
 ) -> tuple[list[str], int]:
-    """Concatenate shards into ``part-NNNNN.parquet`` files of <= 1M rows, ~100k-row groups."""
+    """Concatenate shards (local or on object storage) into ``part-NNNNN.parquet`` files of <= 1M
+    rows, ~100k-row groups, in the local ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     if schema is None:
-        schemas = [pq.read_schema(p) for p in parts]
-        non_empty = [
-            s for s, p in zip(schemas, parts, strict=True) if pq.ParquetFile(p).metadata.num_rows
-        ]
+        files = [parquet_file(p) for p in parts]
+        schemas = [f.schema_arrow for f in files]
+        non_empty = [s for s, f in zip(schemas, files, strict=True) if f.metadata.num_rows]
         try:
             schema = pa.unify_schemas(non_empty or schemas[:1]) if schemas else RECORD_SCHEMA
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -89,7 +93,7 @@ def write_dataset(
 
     try:
         for part in parts:
-            table = pq.read_table(part)
+            table = read_parquet(part)
             if table.num_rows == 0:
                 continue
             table = align(table, schema)

@@ -238,6 +238,11 @@ class GlobalStage(Stage):
     def warm_cache(self, table: pa.Table) -> None:
         """Compute one shard's share of what ``fit`` needs into the cache folder. Default: no-op."""
 
+    def uses_gpu(self) -> bool:
+        """True when the stage runs a model that is faster on a GPU (a transformer embedder):
+        an engine with GPUs in its cluster gives the stage's task one. Default: False."""
+        return False
+
 
 class SplitFitStage(GlobalStage):
     """A global stage whose ``fit`` can also run as three steps, so that an engine can spread the

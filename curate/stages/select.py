@@ -76,7 +76,7 @@ import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
 from curate.errors import StageError
-from curate.lib.embed import Embedder, cluster_labels, load_embedder, simhash_bands
+from curate.lib.embed import Embedder, cluster_labels, load_embedder, runs_on_gpu, simhash_bands
 from curate.lib.embed.cache import VectorCache, embedding_function
 from curate.stages.base import (
     Decision,
@@ -208,6 +208,9 @@ class Select(GlobalStage):
         # Only balance over clusters embeds every row; otherwise rows are embedded as the greedy
         # reaches them, and most are never embedded.
         return self._cache_dir is not None and CLUSTERS in self.params.balance
+
+    def uses_gpu(self) -> bool:
+        return self.embeds and runs_on_gpu(self.params.embedder)
 
     def warm_cache(self, table: pa.Table) -> None:
         if self.warms_cache():

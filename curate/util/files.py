@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 from curate.errors import RunDirError
+from curate.util.storage import ObjectPath, RunPath
 
 _writes = 0
 
@@ -44,22 +44,32 @@ def _is_worker() -> bool:
     return multiprocessing.parent_process() is not None
 
 
-def io_error(path: Path, exc: OSError) -> RunDirError:
+def io_error(path: RunPath, exc: OSError) -> RunDirError:
     return RunDirError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def write_json_atomic(payload: Any, path: Path) -> None:
+def write_json_atomic(payload: Any, path: RunPath) -> None:
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"
+    if isinstance(path, ObjectPath):
+        # One PUT is atomic on object storage: no temporary name to rename.
+        path.write_bytes(text.encode("utf-8"))
+        after_write()
+        return
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as exc:
         raise io_error(path, exc) from None
     after_write()
 
 
-def write_bytes_atomic(payload: bytes, path: Path) -> None:
+def write_bytes_atomic(payload: bytes, path: RunPath) -> None:
+    if isinstance(path, ObjectPath):
+        path.write_bytes(payload)
+        after_write()
+        return
     tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

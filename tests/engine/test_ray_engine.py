@@ -37,7 +37,7 @@ def local_ray() -> Iterator[None]:
     """One local 2-CPU Ray instance for the whole module (the engine reuses a running one)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:

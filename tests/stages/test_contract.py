@@ -6,14 +6,16 @@ import builtins
 import io
 import os
 import pickle
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
-from testutils import SAMPLES
+from testutils import REPO, SAMPLES
 
 from curate.ingest import read_file
 from curate.records import RECORD_SCHEMA, REJECT_SCHEMA
-from curate.stages import get_stage, registry
+from curate.stages import get_stage, registry, stage_index
 from curate.stages.base import GlobalStage, StageParams
 
 STAGES = sorted(registry())
@@ -132,3 +134,30 @@ def test_registry_resolves_versions_and_lists_names_on_typos() -> None:
     assert get_stage("normalize_v1").name == "normalize_v1"
     with pytest.raises(StageError, match=r"available stages: .*exact_dedup"):
         get_stage("exact_dedupe")
+
+
+def test_the_stage_index_read_from_the_source_names_every_stage_and_its_module() -> None:
+    index = stage_index()
+    stages = registry()
+    assert set(index) == set(stages)
+    for name, module in index.items():
+        assert stages[name].__module__ == module
+
+
+def test_resolving_a_stage_imports_only_its_own_module() -> None:
+    # A fresh interpreter: a recipe of normalize + minhash_dedup never imports the language,
+    # quality or template stages (nor the libraries behind them).
+    code = (
+        "import sys\n"
+        "from curate.stages import get_stage\n"
+        "print(get_stage('minhash_dedup').name, get_stage('normalize').name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('curate.stages.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    names, modules = result.stdout.splitlines()
+    assert names == f"{get_stage('minhash_dedup').name} {get_stage('normalize').name}"
+    assert "curate.stages.dedup.minhash" in modules
+    for absent in ("filters.language", "filters.quality", "expand", "filters.pii"):
+        assert f"curate.stages.{absent}'" not in modules

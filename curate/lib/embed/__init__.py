@@ -65,6 +65,11 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def runs_on_gpu(spec: str) -> bool:
+    """Whether an embedder is a neural model a GPU speeds up ('static' is a table lookup)."""
+    return spec != "static"
+
+
 @cache
 def load_embedder(spec: str) -> Embedder:
     if spec == "static":

@@ -51,6 +51,7 @@ from curate.run.export.writers import (
 )
 from curate.run.layout import RunDir, partial_path, publish, refuse_foreign_partial
 from curate.run.manifest import Manifest
+from curate.util.storage import is_object_uri
 
 ExportFormat = Literal["parquet", "jsonl", "hf"]
 FORMATS: tuple[str, ...] = ("parquet", "jsonl", "hf")
@@ -214,7 +215,13 @@ def export_run(
 
 def open_run(run_dir: Path) -> tuple[Manifest, list[Path]]:
     """The manifest and data files of a complete run, or an ExportError that says what is wrong."""
-    return RunDir(run_dir).open(error=ExportError)
+    if is_object_uri(run_dir):
+        raise ExportError(
+            f"{run_dir} is on object storage; export reads a local run directory: copy the run "
+            "down first (for example `aws s3 sync`), then export the local copy"
+        )
+    manifest, files = RunDir(run_dir).open(error=ExportError)
+    return manifest, [f for f in files if isinstance(f, Path)]
 
 
 # Written into an export folder while it is being built; a `.partial` without it is not ours.

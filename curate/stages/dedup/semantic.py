@@ -36,6 +36,7 @@ from curate.lib.embed import (
     band_pairs,
     cosine,
     load_embedder,
+    runs_on_gpu,
     simhash_bands,
     vector_norms,
 )
@@ -220,6 +221,9 @@ class SemanticDedup(GlobalStage):
 
     def warms_cache(self) -> bool:
         return self._cache_dir is not None
+
+    def uses_gpu(self) -> bool:
+        return runs_on_gpu(self.params.embedder)
 
     def warm_cache(self, table: pa.Table) -> None:
         """Embed one shard's requests (and inputs, with ``input_threshold``) into the cache."""

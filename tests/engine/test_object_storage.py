@@ -1,0 +1,163 @@
+"""A run directory on object storage (``s3://``), against a real S3-protocol server on loopback:
+publish, resume after a SIGKILL, readers that refuse an unfinished run, and --force safety."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from s3server import S3Server
+from testutils import REPO
+
+from curate.engine.run import run_recipe
+from curate.errors import RunDirError
+from curate.recipe import load_recipe
+from curate.run.layout import MANIFEST, RunDir
+from curate.util.storage import ObjectPath
+
+# Small shards so the run writes many checkpoint objects (many distinct kill points).
+SETTINGS = ["--set", "batch_size=8", "--workers", "1", "-q"]
+
+
+def curate_run(
+    out: str, env: dict[str, str], extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curate.cli",
+            "run",
+            "data_samples/recipe.yaml",
+            "--out",
+            out,
+            *SETTINGS,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, **(extra or {})},
+        timeout=300,
+    )
+
+
+def local_digests(run_dir: Path) -> dict[str, str]:
+    return {
+        f"{sub}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+        for sub in ("data", "rejects")
+        for p in sorted((run_dir / sub).glob("*.parquet"))
+    }
+
+
+def remote_digests(run_dir: ObjectPath) -> dict[str, str]:
+    return {
+        path.relative_to(run_dir): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in run_dir.files()
+        if path.relative_to(run_dir).split("/")[0] in ("data", "rejects")
+    }
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("local") / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curate.cli",
+            "run",
+            "data_samples/recipe.yaml",
+            "--out",
+            str(out),
+            *SETTINGS,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return local_digests(out)
+
+
+def test_run_on_object_storage_publishes_the_local_runs_bytes(
+    s3_env: S3Server, local_reference: dict[str, str], in_repo: Path
+) -> None:
+    bucket = s3_env.new_bucket()
+    out = ObjectPath(f"s3://{bucket}/runs/demo")
+    recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"])
+    result = run_recipe(recipe, out=out, workers=1)
+    assert result.out_dir == out
+    assert remote_digests(out) == local_reference
+    names = {p.relative_to(out) for p in out.files()}
+    assert {MANIFEST, "README.md", "report.html", "run.json"} <= names
+    assert any(n.startswith("stages/01-") and n.endswith("/_SUCCESS") for n in names)
+    # The partial prefix is gone once published, and readers open the run.
+    assert not ObjectPath(f"s3://{bucket}/runs/.demo.partial").files()
+    manifest, files = RunDir(out).open()
+    assert manifest.rows.output_records == result.manifest["rows"]["output_records"] > 0
+    assert sorted(str(f) for f in files) == sorted(
+        f"{out}/{n}" for n in local_reference if n.startswith("data/")
+    )
+    # The same recipe again is up to date; --force replaces it with the same bytes.
+    assert run_recipe(recipe, out=out, workers=1).up_to_date
+    run_recipe(recipe, out=out, workers=1, force=True)
+    assert remote_digests(out) == local_reference
+
+
+def test_sigkill_then_resume_on_object_storage(
+    s3_env: S3Server, local_reference: dict[str, str]
+) -> None:
+    bucket = s3_env.new_bucket()
+    env = {**s3_env.env, "CURATE_WORK_DIR": str(Path(os.environ["CURATE_WORK_DIR"]))}
+    out = f"s3://{bucket}/runs/demo"
+    partial = ObjectPath(f"s3://{bucket}/runs/.demo.partial")
+    killed = 0
+    for point in (3, 17, 40):
+        crashed = curate_run(out, env, {"CURATE_FAULT_AFTER_WRITES": str(point)})
+        if crashed.returncode != -signal.SIGKILL:
+            continue
+        killed += 1
+        # A reader sees no run (only the partial prefix exists) and says how to finish it.
+        assert not ObjectPath(out).files()
+        assert partial.files()
+        with pytest.raises(RunDirError, match="not finished yet"):
+            RunDir(ObjectPath(out)).open()
+    assert killed == 3
+    resumed = curate_run(out, env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert remote_digests(ObjectPath(out)) == local_reference
+    assert not partial.files()
+
+
+def test_a_publish_cut_off_before_the_manifest_is_not_a_run(
+    s3_env: S3Server, in_repo: Path
+) -> None:
+    bucket = s3_env.new_bucket()
+    out = ObjectPath(f"s3://{bucket}/runs/demo")
+    run_recipe(load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"]), out=out, workers=1)
+    # What a publish interrupted between copying the data and writing the manifest leaves.
+    (out / MANIFEST).unlink()
+    with pytest.raises(RunDirError, match="incomplete run"):
+        RunDir(out).open()
+
+
+def test_force_never_replaces_objects_curate_did_not_write(s3_env: S3Server, in_repo: Path) -> None:
+    bucket = s3_env.new_bucket()
+    out = ObjectPath(f"s3://{bucket}/datasets/mine")
+    (out / "train.jsonl").write_bytes(b'{"a": 1}\n')
+    recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"])
+    with pytest.raises(RunDirError, match="not a curate run directory"):
+        run_recipe(recipe, out=out, workers=1, force=True)
+    assert (out / "train.jsonl").read_bytes() == b'{"a": 1}\n'
+
+
+def test_an_unreachable_bucket_is_a_clear_error(s3_env: S3Server, in_repo: Path) -> None:
+    recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"])
+    with pytest.raises(RunDirError, match=r"s3://no-such-bucket-here/.*AWS_ENDPOINT_URL"):
+        run_recipe(recipe, out="s3://no-such-bucket-here/runs/demo", workers=1)
