@@ -25,58 +25,20 @@ import hashlib
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the tests' S3 server helper
 
+from measure import MIB, PeakSampler  # noqa: E402
 from s3server import s3_server  # noqa: E402
 
 from curate.engine.local import LocalExecutor  # noqa: E402
 from curate.engine.ray_engine import RayExecutor, loopback_cluster  # noqa: E402
 from curate.recipe import load_recipe  # noqa: E402
 from curate.util.storage import ObjectPath  # noqa: E402
-
-MIB = 1 << 20
-
-
-def tree_rss(pids: list[int], with_children: bool = True) -> int:
-    """Resident bytes of these processes (and their descendants), each counted once."""
-    seen: dict[int, int] = {}
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for process in [root, *(root.children(recursive=True) if with_children else [])]:
-                if process.pid not in seen:
-                    seen[process.pid] = process.memory_info().rss
-        except psutil.Error:
-            continue
-    return sum(seen.values())
-
-
-class PeakSampler(threading.Thread):
-    """Samples the resident memory of labelled process groups every 0.2 s; keeps each peak."""
-
-    def __init__(self, groups: Any) -> None:
-        super().__init__(daemon=True)
-        self.groups = groups  # () -> {label: (pids, with_children)}
-        self.peaks: dict[str, int] = {}
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.2):
-            for label, (pids, with_children) in self.groups().items():
-                self.peaks[label] = max(self.peaks.get(label, 0), tree_rss(pids, with_children))
-
-    def stop(self) -> dict[str, int]:
-        self.stopped.set()
-        self.join()
-        return self.peaks
 
 
 def local_digests(run_dir: Path) -> dict[str, str]:
