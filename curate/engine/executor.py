@@ -59,7 +59,14 @@ from curate.run.manifest import Manifest
 from curate.run.writer import write_dataset
 from curate.stages.base import GlobalStage, Stage
 from curate.util.files import write_bytes_atomic, write_json_atomic
-from curate.util.storage import ObjectPath, RunPath, as_run_path, copy_tree, remove_tree
+from curate.util.storage import (
+    ObjectPath,
+    RunPath,
+    as_run_path,
+    copy_tree,
+    remove_tree,
+    work_root,
+)
 
 
 def local_work_dir(partial: RunPath) -> Path:
@@ -68,9 +75,8 @@ def local_work_dir(partial: RunPath) -> Path:
     ``~/.cache/curate/work``): its embedding cache and the outputs before they are uploaded."""
     if isinstance(partial, Path):
         return partial
-    root = os.environ.get("CURATE_WORK_DIR") or str(Path.home() / ".cache" / "curate" / "work")
     digest = hashlib.sha256(str(partial).encode()).hexdigest()[:16]
-    return Path(root) / f"{partial.bucket}-{digest}"
+    return work_root() / f"{partial.bucket}-{digest}"
 
 
 @dataclass

@@ -13,6 +13,7 @@ from curate.ingest.sources import source_files
 from curate.ingest.stream import check_regular
 from curate.recipe import Recipe
 from curate.stages.base import Stage
+from curate.util.storage import input_name
 
 _PACKAGES = (
     "curate",
@@ -47,7 +48,8 @@ def input_fingerprints(recipe: Recipe, base_dir: Path | None) -> list[list[Any]]
         for path in source_files(source, base_dir)[0]:
             # A broken link, a link cycle or a FIFO is named here, before anything is read.
             stat = path.stat() if path.is_dir() else check_regular(path, str(path))
-            entries.append([source.name, str(path), stat.st_size, stat.st_mtime_ns])
+            name = input_name(path) or str(path)
+            entries.append([source.name, name, stat.st_size, stat.st_mtime_ns])
     return entries
 
 

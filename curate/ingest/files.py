@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from curate.errors import InputFileError
+from curate.util.storage import is_object_uri, local_copy, object_inputs
 
 COMPRESSIONS = (".gz", ".zst", ".zstd")
 DATA_SUFFIXES = (".json", ".jsonl", ".ndjson", ".tsv", ".parquet")
@@ -42,6 +43,15 @@ def expand_paths(spec: str | Path, base: Path | None = None) -> tuple[list[Path]
     A directory saved by ``datasets`` is returned as one entry.
     """
     raw = str(spec)
+    if is_object_uri(raw):
+        # Objects are mirrored on local disk (downloaded once) and read from there.
+        objects = object_inputs(raw)
+        if not objects:
+            raise InputFileError(f"source path {spec!s}: no object matches")
+        data = [o for o in objects if data_suffix(Path(o.name)) in DATA_SUFFIXES]
+        return [local_copy(o) for o in data], [
+            Path(o.key) for o in objects if data_suffix(Path(o.name)) not in DATA_SUFFIXES
+        ]
     if base is not None and not os.path.isabs(raw):
         raw = str(base / raw)
     if any(ch in raw for ch in "*?["):

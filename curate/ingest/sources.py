@@ -19,6 +19,7 @@ from curate.ingest import FORMAT_NAMES, FileResult, SkippedFile, read_dataset
 from curate.ingest.files import expand_paths, file_fingerprint
 from curate.ingest.parse import MAX_RECORD_BYTES, Limits
 from curate.ingest.read import FileReader
+from curate.util.storage import input_name
 
 Log = Callable[[str], None]
 Sink = Callable[[pa.Table], None]
@@ -110,6 +111,9 @@ class SourceData:
 
 
 def _display_path(path: Path) -> str:
+    remote = input_name(path)
+    if remote is not None:
+        return remote
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:

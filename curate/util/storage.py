@@ -316,3 +316,65 @@ def copy_tree(source: RunPath, target: ObjectPath, last: str | None = None) -> N
                     shutil.copyfileobj(handle, stream, 8 << 20)
         except OSError as exc:
             raise storage_error(destination, exc, "write") from None
+
+
+def work_root() -> Path:
+    """Local disk for runs and inputs on object storage: ``$CURATE_WORK_DIR``, default
+    ``~/.cache/curate/work``."""
+    return Path(os.environ.get("CURATE_WORK_DIR") or Path.home() / ".cache" / "curate" / "work")
+
+
+def _inputs_root() -> Path:
+    return work_root() / "inputs"
+
+
+def object_inputs(spec: str) -> list[ObjectPath]:
+    """The objects an input URI names: one object, every object under a prefix, or the objects
+    whose key matches a glob (``s3://bucket/data/*.jsonl.gz``), in sorted order."""
+    if any(ch in spec for ch in "*?["):
+        cut = min(spec.index(ch) for ch in "*?[" if ch in spec)
+        prefix = ObjectPath(spec[: spec.rfind("/", 0, cut)])
+        pattern = ObjectPath(spec).key
+        return [p for p in prefix.files() if fnmatch.fnmatchcase(p.key, pattern)]
+    path = ObjectPath(spec)
+    return [path] if path.is_file() else path.files()
+
+
+def local_copy(path: ObjectPath) -> Path:
+    """An input object mirrored on local disk (``<work>/inputs/<bucket>/<key>``), downloaded
+    again only when its size or modification time changed. The copy carries the object's
+    modification time, so a run's input fingerprint does not change with the download."""
+    import pyarrow.fs as pafs
+
+    try:
+        info = path.fs.get_file_info(path.key)
+    except OSError as exc:
+        raise storage_error(path, exc, "reach") from None
+    if info.type != pafs.FileType.File:
+        raise RunDirError(f"{path} is not an object")
+    target = _inputs_root() / path.key
+    mtime_ns = int(info.mtime_ns or 0)
+    if target.is_file():
+        stat = target.stat()
+        if stat.st_size == info.size and stat.st_mtime_ns == mtime_ns:
+            return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.download")
+    try:
+        with path.fs.open_input_stream(path.key) as stream, open(partial, "wb") as handle:
+            shutil.copyfileobj(stream, handle, 8 << 20)
+        os.utime(partial, ns=(mtime_ns, mtime_ns))
+        os.replace(partial, target)
+    except OSError as exc:
+        raise storage_error(path, exc, "download") from None
+    return target
+
+
+def input_name(path: Path) -> str | None:
+    """``s3://bucket/key`` for a local copy made by :func:`local_copy`, else None: what records
+    and manifests name, the same on every machine."""
+    try:
+        relative = path.resolve().relative_to(_inputs_root().resolve())
+    except ValueError:
+        return None
+    return f"s3://{relative.as_posix()}"

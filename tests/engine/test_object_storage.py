@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from s3server import S3Server
 from testutils import REPO
@@ -161,3 +162,51 @@ def test_an_unreachable_bucket_is_a_clear_error(s3_env: S3Server, in_repo: Path)
     recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"])
     with pytest.raises(RunDirError, match=r"s3://no-such-bucket-here/.*AWS_ENDPOINT_URL"):
         run_recipe(recipe, out="s3://no-such-bucket-here/runs/demo", workers=1)
+
+
+def test_inputs_on_object_storage_are_read_and_named_by_their_uri(
+    s3_env: S3Server, tmp_path: Path, in_repo: Path
+) -> None:
+    bucket = s3_env.new_bucket()
+    for name in ("dolly.jsonl", "alpaca.json", "README.txt"):
+        source = REPO / "data_samples" / name
+        payload = source.read_bytes() if source.exists() else b"not data\n"
+        (ObjectPath(f"s3://{bucket}/inputs/{name}")).write_bytes(payload)
+    recipe_text = (
+        "name: remote_inputs\n"
+        "sources:\n"
+        f"  - {{name: dolly, path: s3://{bucket}/inputs/dolly.jsonl}}\n"
+        f"  - {{name: alpaca, path: 's3://{bucket}/inputs/*.json'}}\n"
+        "stages: [normalize, exact_dedup]\n"
+    )
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text(recipe_text)
+    local_text = recipe_text.replace(f"s3://{bucket}/inputs/", str(REPO / "data_samples") + "/")
+    local_text = local_text.replace("*.json", "alpaca.json")  # the one .json object uploaded
+    local_path = tmp_path / "local.yaml"
+    local_path.write_text(local_text)
+
+    remote = run_recipe(load_recipe(recipe_path), out=tmp_path / "remote", recipe_path=recipe_path)
+    local = run_recipe(load_recipe(local_path), out=tmp_path / "local", recipe_path=local_path)
+    remote_rows = pq.read_table(tmp_path / "remote" / "data").sort_by("id")
+    local_rows = pq.read_table(tmp_path / "local" / "data").sort_by("id")
+    assert remote_rows.num_rows == local_rows.num_rows > 0
+    assert remote_rows.column("id").equals(local_rows.column("id"))
+    # Records and the manifest name the object, not the local copy it was read from.
+    assert set(remote_rows.column("source_file").to_pylist()) == {
+        f"s3://{bucket}/inputs/dolly.jsonl",
+        f"s3://{bucket}/inputs/alpaca.json",
+    }
+    assert [f["path"] for s in remote.manifest["sources"] for f in s["files"]] == [
+        f"s3://{bucket}/inputs/dolly.jsonl",
+        f"s3://{bucket}/inputs/alpaca.json",
+    ]
+    assert local.manifest["rows"]["read"] == remote.manifest["rows"]["read"]
+    # The same inputs again: up to date (the local copies keep the objects' times).
+    again = run_recipe(load_recipe(recipe_path), out=tmp_path / "remote", recipe_path=recipe_path)
+    assert again.up_to_date
+    # A changed object is a different input: the run key changes.
+    lines = (REPO / "data_samples" / "dolly.jsonl").read_bytes().splitlines(keepends=True)
+    ObjectPath(f"s3://{bucket}/inputs/dolly.jsonl").write_bytes(b"".join(lines[:-1]))
+    with pytest.raises(RunDirError, match="different recipe or inputs"):
+        run_recipe(load_recipe(recipe_path), out=tmp_path / "remote", recipe_path=recipe_path)
