@@ -221,6 +221,13 @@ class RunDir:
     def open(self, error: type[CurateError] = RunDirError) -> tuple[Manifest, list[RunPath]]:
         """The manifest and data files of a complete run, or ``error`` saying what is wrong."""
         run_dir, partial = self.path, self.partial
+        if isinstance(run_dir, Path) and run_dir.as_posix().startswith("s3:/"):
+            # A command-line path that was an s3:// URI (a local path type drops one slash).
+            raise error(
+                f"{run_dir.as_posix().replace('s3:/', 's3://', 1)} is on object storage; this "
+                "command reads a local run directory: copy the run down first (for example "
+                "`aws s3 sync s3://BUCKET/runs/NAME runs/NAME`)"
+            )
         if run_dir.name.startswith(".") and run_dir.name.endswith(".partial"):
             raise error(
                 f"{run_dir} is an unfinished run; run its recipe again to finish it, then use "
