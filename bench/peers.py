@@ -180,6 +180,14 @@ def measured(command: list[str], cwd: Path) -> tuple[float, int, str]:
     return wall, peak, stdout
 
 
+def run_script(tool: str, path: Path, code: str, arguments: list[Any]) -> dict[str, Any]:
+    """Write a peer's script, run it in its own process, read the ids it removed (last line)."""
+    path.write_text(code)
+    wall, peak, stdout = measured([sys.executable, str(path), *map(str, arguments)], path.parent)
+    removed = json.loads(stdout.splitlines()[-1])["removed"]
+    return {"tool": tool, "wall": wall, "peak": peak, "removed": removed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=100_000)
@@ -226,54 +234,24 @@ def main() -> None:
                 }
             )
 
-        script = scratch / "datasketch_dedup.py"
-        script.write_text(DATASKETCH_SCRIPT)
-        wall, peak, stdout = measured(
-            [
-                sys.executable,
-                str(script),
-                str(source),
-                str(scratch / "ds.jsonl"),
-                str(THRESHOLD),
-                str(NUM_PERM),
-                str(NGRAM),
-            ],
-            scratch,
-        )
         results.append(
-            {
-                "tool": "datasketch best-practice script",
-                "wall": wall,
-                "peak": peak,
-                "removed": json.loads(stdout.splitlines()[-1])["removed"],
-            }
+            run_script(
+                "datasketch best-practice script",
+                scratch / "datasketch_dedup.py",
+                DATASKETCH_SCRIPT,
+                [source, scratch / "ds.jsonl", THRESHOLD, NUM_PERM, NGRAM],
+            )
         )
-
         try:
             import datatrove  # noqa: F401
 
-            script = scratch / "datatrove_dedup.py"
-            script.write_text(DATATROVE_SCRIPT)
-            wall, peak, stdout = measured(
-                [
-                    sys.executable,
-                    str(script),
-                    str(source),
-                    str(scratch / "dt"),
-                    str(bands),
-                    str(rows),
-                    str(NGRAM),
-                    str(args.workers),
-                ],
-                scratch,
-            )
             results.append(
-                {
-                    "tool": f"datatrove MinHash, 4 steps ({bands} buckets x {rows})",
-                    "wall": wall,
-                    "peak": peak,
-                    "removed": json.loads(stdout.splitlines()[-1])["removed"],
-                }
+                run_script(
+                    f"datatrove MinHash, 4 steps ({bands} buckets x {rows})",
+                    scratch / "datatrove_dedup.py",
+                    DATATROVE_SCRIPT,
+                    [source, scratch / "dt", bands, rows, NGRAM, args.workers],
+                )
             )
         except ImportError:
             results.append({"tool": "datatrove: not installed (pip install -e '.[bench]')"})

@@ -21,7 +21,6 @@ import os
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import argparse
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -34,27 +33,12 @@ sys.path.insert(0, str(REPO / "tests"))  # the tests' S3 server helper
 
 from measure import MIB, PeakSampler  # noqa: E402
 from s3server import s3_server  # noqa: E402
+from testutils import run_digests  # noqa: E402
 
 from curate.engine.local import LocalExecutor  # noqa: E402
 from curate.engine.ray_engine import RayExecutor, loopback_cluster  # noqa: E402
 from curate.recipe import load_recipe  # noqa: E402
 from curate.util.storage import ObjectPath  # noqa: E402
-
-
-def local_digests(run_dir: Path) -> dict[str, str]:
-    return {
-        f"{sub}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
-        for sub in ("data", "rejects")
-        for p in sorted((run_dir / sub).glob("*.parquet"))
-    }
-
-
-def remote_digests(run_dir: ObjectPath) -> dict[str, str]:
-    return {
-        path.relative_to(run_dir): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in run_dir.files()
-        if path.relative_to(run_dir).split("/")[0] in ("data", "rejects")
-    }
 
 
 def node_pids(cluster: Any) -> dict[str, list[int]]:
@@ -87,7 +71,7 @@ def main() -> None:
         wall = time.perf_counter() - started
         peaks = sampler.stop()
         read = int(local.manifest["rows"]["read"])
-        expected = local_digests(scratch / "local")
+        expected = run_digests(scratch / "local")
         rows.append(
             {
                 "engine": f"local ({args.local_workers} processes)",
@@ -129,7 +113,7 @@ def main() -> None:
                                 f"{peaks.get(label, 0) / MIB:,.0f}" for label in groups
                             ),
                             "driver": peaks["driver"],
-                            "identical": "yes" if remote_digests(out) == expected else "NO",
+                            "identical": "yes" if run_digests(out) == expected else "NO",
                         }
                     )
     finally:

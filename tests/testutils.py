@@ -11,6 +11,7 @@ import pytest
 
 from curate.ingest.builder import RowBuilder
 from curate.ingest.parse import ReadContext
+from curate.util.storage import ObjectPath, RunPath
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_samples"
@@ -19,6 +20,22 @@ SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason="../shared/data is not present"
 )
+
+
+def run_digests(run_dir: RunPath) -> dict[str, str]:
+    """SHA-256 of each parquet file in a run's data/ and rejects/ (local or on object storage):
+    two runs with equal digests wrote the same bytes."""
+    import hashlib
+
+    if isinstance(run_dir, ObjectPath):
+        names = [path.relative_to(run_dir) for path in run_dir.files()]
+    else:
+        names = [path.relative_to(run_dir).as_posix() for path in sorted(run_dir.rglob("*"))]
+    return {
+        name: hashlib.sha256((run_dir / name).read_bytes()).hexdigest()
+        for name in names
+        if name.split("/")[0] in ("data", "rejects") and name.endswith(".parquet")
+    }
 
 
 def records_table(rows: Iterable[dict[str, Any]], source: str = "s", **defaults: Any) -> pa.Table:

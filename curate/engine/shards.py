@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+
 from curate.engine.checkpoint import StageDir, read_table, write_parquet_atomic
-from curate.stages.base import GlobalStage, Stage, StageResult, reason_counts
+from curate.stages.base import GlobalStage, SplitFitStage, Stage, StageResult, reason_counts
 from curate.util.files import write_json_atomic
 from curate.util.storage import RunPath
 
@@ -68,3 +75,39 @@ def apply_shards(
         if progress is not None:
             progress(table.num_rows, batch + 1)
     return shard_stats
+
+
+# ------------------------------------------------------------------ band grouping on local disk
+#
+# A global stage that fits in steps (``SplitFitStage``: minhash_dedup) runs its band grouping
+# through files instead of memory: each shard's band rows are written split into ``groups``
+# files by ``part`` (every row of a part lands in one group), then each group's files are read
+# back together and turned into candidate pairs. Memory is one shard's band rows, then one
+# group's, never every signature at once; both steps run on the worker pool. ``fit_pairs``
+# then gives the state ``fit`` would have built, bit for bit.
+
+
+def spill_band_rows(
+    stage: SplitFitStage, source: RunPath, offset: int, spill: Path, batch: int, groups: int
+) -> tuple[int, int]:
+    """Write one shard's band rows as ``spill/group-GGG/shard-BBBBB.arrow``; (rows, max doc)."""
+    rows = stage.band_rows(read_table(source), offset)
+    group = pc.bit_wise_and(rows.column("part"), pa.scalar(groups - 1, pa.uint32()))
+    for index in range(groups):
+        part = rows.filter(pc.equal(group, pa.scalar(index, pa.uint32())))
+        folder = spill / f"group-{index:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        feather.write_feather(part, folder / f"shard-{batch:05d}.arrow", compression="uncompressed")
+    docs = rows.column("doc")
+    return rows.num_rows, int(pc.max(docs).as_py()) if rows.num_rows else -1
+
+
+def group_pairs(stage: SplitFitStage, spill: Path, index: int, max_doc: int) -> np.ndarray:
+    """The candidate pairs of one group: every shard's rows of its parts, read back together."""
+    folder = spill / f"group-{index:03d}"
+    tables = [feather.read_table(path) for path in sorted(folder.glob("shard-*.arrow"))]
+    if not tables:
+        return np.zeros(0, np.uint64)
+    pairs = stage.band_pairs(pa.concat_tables(tables), max_doc)
+    shutil.rmtree(folder, ignore_errors=True)
+    return pairs

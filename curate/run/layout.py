@@ -110,6 +110,11 @@ class RunDir:
         """
         path = self.path
         if isinstance(path, ObjectPath):
+            if "/" not in path.key:
+                raise RunDirError(
+                    f"{path} is a whole bucket; a run directory is a prefix inside one "
+                    f"(for example {path}/runs/NAME)"
+                )
             if self.is_curate_run() or not path.files():
                 return
             raise RunDirError(

@@ -262,6 +262,10 @@ class SplitFitStage(GlobalStage):
     def band_rows(self, batch: pa.Table, offset: int) -> pa.Table:
         raise NotImplementedError(f"stage {self.name!r} does not implement band_rows()")
 
+    def band_rows_per_document(self) -> int:
+        """How many band rows ``band_rows`` gives a document at most (sizes the grouping)."""
+        return 1
+
     def band_pairs(self, rows: pa.Table, max_doc: int) -> np.ndarray:
         raise NotImplementedError(f"stage {self.name!r} does not implement band_pairs()")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import signal
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from testutils import REPO
+from testutils import REPO, run_digests
 
 from curate.engine.run import run_recipe
 from curate.errors import RunDirError
@@ -48,14 +47,6 @@ def curate_run(
     )
 
 
-def digests(run_dir: Path) -> dict[str, str]:
-    return {
-        f"{sub}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
-        for sub in ("data", "rejects")
-        for p in sorted((run_dir / sub).glob("*.parquet"))
-    }
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], int]:
     out = tmp_path_factory.mktemp("ref") / "run"
@@ -67,7 +58,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str],
         for p in out.rglob("*")
         if (p.is_file() and p.suffix in (".parquet", ".json")) or p.name == "_SUCCESS"
     )
-    return digests(out), writes
+    return run_digests(out), writes
 
 
 def test_sigkill_at_24_points_then_resume_gives_identical_output(
@@ -88,7 +79,7 @@ def test_sigkill_at_24_points_then_resume_gives_identical_output(
             assert (tmp_path / f".run-{point}.partial").is_dir()
         resumed = curate_run(out)
         assert resumed.returncode == 0, (point, resumed.stderr)
-        assert digests(out) == expected, point
+        assert run_digests(out) == expected, point
         assert not (tmp_path / f".run-{point}.partial").exists()
     assert killed >= 20
 
@@ -109,7 +100,7 @@ def test_random_time_kills_then_resume(
         assert not out.exists() or (out / "manifest.json").is_file()
     final = curate_run(out)
     assert final.returncode == 0, final.stderr
-    assert digests(out) == expected
+    assert run_digests(out) == expected
 
 
 def test_killed_worker_process_is_a_clear_error_and_resumable(
@@ -126,7 +117,7 @@ def test_killed_worker_process_is_a_clear_error_and_resumable(
     assert result.returncode == 4, result.stderr
     assert "worker process died" in result.stderr and "Traceback" not in result.stderr
     assert curate_run(out).returncode == 0
-    assert digests(out) == expected
+    assert run_digests(out) == expected
 
 
 def test_unwritable_output_location_is_a_clear_error(

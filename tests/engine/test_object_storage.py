@@ -3,7 +3,6 @@ publish, resume after a SIGKILL, readers that refuse an unfinished run, and --fo
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from s3server import S3Server
-from testutils import REPO
+from testutils import REPO, run_digests
 
 from curate.engine.run import run_recipe
 from curate.errors import RunDirError
@@ -47,43 +46,12 @@ def curate_run(
     )
 
 
-def local_digests(run_dir: Path) -> dict[str, str]:
-    return {
-        f"{sub}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
-        for sub in ("data", "rejects")
-        for p in sorted((run_dir / sub).glob("*.parquet"))
-    }
-
-
-def remote_digests(run_dir: ObjectPath) -> dict[str, str]:
-    return {
-        path.relative_to(run_dir): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in run_dir.files()
-        if path.relative_to(run_dir).split("/")[0] in ("data", "rejects")
-    }
-
-
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("local") / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "curate.cli",
-            "run",
-            "data_samples/recipe.yaml",
-            "--out",
-            str(out),
-            *SETTINGS,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = curate_run(str(out), {})
     assert result.returncode == 0, result.stderr
-    return local_digests(out)
+    return run_digests(out)
 
 
 def test_run_on_object_storage_publishes_the_local_runs_bytes(
@@ -94,7 +62,7 @@ def test_run_on_object_storage_publishes_the_local_runs_bytes(
     recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"])
     result = run_recipe(recipe, out=out, workers=1)
     assert result.out_dir == out
-    assert remote_digests(out) == local_reference
+    assert run_digests(out) == local_reference
     names = {p.relative_to(out) for p in out.files()}
     assert {MANIFEST, "README.md", "report.html", "run.json"} <= names
     assert any(n.startswith("stages/01-") and n.endswith("/_SUCCESS") for n in names)
@@ -108,7 +76,7 @@ def test_run_on_object_storage_publishes_the_local_runs_bytes(
     # The same recipe again is up to date; --force replaces it with the same bytes.
     assert run_recipe(recipe, out=out, workers=1).up_to_date
     run_recipe(recipe, out=out, workers=1, force=True)
-    assert remote_digests(out) == local_reference
+    assert run_digests(out) == local_reference
 
 
 def test_sigkill_then_resume_on_object_storage(
@@ -132,7 +100,7 @@ def test_sigkill_then_resume_on_object_storage(
     assert killed == 3
     resumed = curate_run(out, env)
     assert resumed.returncode == 0, resumed.stderr
-    assert remote_digests(ObjectPath(out)) == local_reference
+    assert run_digests(ObjectPath(out)) == local_reference
     assert not partial.files()
 
 

@@ -5,13 +5,12 @@ engine's. ``bench/ray_cluster.py`` runs the full real-data recipe on 1, 2 and 3 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from s3server import S3Server
-from testutils import REPO
+from testutils import REPO, run_digests
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 
@@ -39,10 +38,6 @@ def cluster(s3: S3Server) -> Iterator[str]:
         patch.undo()
 
 
-def digests(files: dict[str, bytes]) -> dict[str, str]:
-    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-
-
 def test_three_node_cluster_on_object_storage_is_byte_identical_to_local(
     cluster: str, s3: S3Server, tmp_path: Path, in_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,26 +47,14 @@ def test_three_node_cluster_on_object_storage_is_byte_identical_to_local(
     recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"])
     local = tmp_path / "local"
     LocalExecutor(workers=1).run(recipe, out=local)
-    expected = digests(
-        {
-            f"{sub}/{p.name}": p.read_bytes()
-            for sub in ("data", "rejects")
-            for p in sorted((local / sub).glob("*.parquet"))
-        }
-    )
+    expected = run_digests(local)
 
     executor = RayExecutor(address=cluster, workers=NODES)
     assert len([n for n in ray.nodes() if n["Alive"]]) == NODES
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     out = ObjectPath(f"s3://{s3.new_bucket()}/runs/demo")
     result = executor.run(recipe, out=out)
-    got = digests(
-        {
-            path.relative_to(out): path.read_bytes()
-            for path in out.files()
-            if path.relative_to(out).split("/")[0] in ("data", "rejects")
-        }
-    )
+    got = run_digests(out)
     assert got == expected
     assert result.manifest["engine"]["name"] == "ray"
     # The shards were spread over the nodes, which shared no disk (the run lives in the bucket).

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from testutils import REPO
+from testutils import REPO, run_digests
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 
@@ -44,14 +43,6 @@ def local_ray() -> Iterator[None]:
         ray.shutdown()
 
 
-def digests(run_dir: Path) -> dict[str, str]:
-    return {
-        f"{sub}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
-        for sub in ("data", "rejects")
-        for p in sorted((run_dir / sub).glob("*.parquet"))
-    }
-
-
 def stage_info(run: RunResult, index: int) -> dict[str, Any]:
     info: dict[str, Any] = run.manifest["stages"][index]["info"]
     return info
@@ -60,7 +51,7 @@ def stage_info(run: RunResult, index: int) -> dict[str, Any]:
 def assert_same_runs(local: RunResult, distributed: RunResult) -> None:
     assert distributed.manifest["engine"]["name"] == "ray"
     assert local.manifest["engine"]["batches"] == distributed.manifest["engine"]["batches"]
-    assert digests(local.out_dir) == digests(distributed.out_dir)
+    assert run_digests(local.out_dir) == run_digests(distributed.out_dir)
     assert local.manifest["rows"] == distributed.manifest["rows"]
     assert [s["dropped"] for s in local.manifest["stages"]] == [
         s["dropped"] for s in distributed.manifest["stages"]
@@ -195,7 +186,7 @@ def test_settings_that_cannot_split_run_as_one_task_with_the_same_output(tmp_pat
         assert info["removed"] == stage_info(local, index)["removed"] > 0
     # The switch the benchmark uses: every stage as one task, same output.
     single = RayExecutor(workers=2, band_grouping=False).run(recipe, out=tmp_path / "single")
-    assert digests(single.out_dir) == digests(local.out_dir)
+    assert run_digests(single.out_dir) == run_digests(local.out_dir)
     assert "disabled" in single.manifest["stages"][1]["info"]["engine_fallback"]
 
 

@@ -74,6 +74,11 @@ def test_a_missing_bucket_is_an_error_naming_the_location(s3_env: S3Server) -> N
         ObjectPath("s3://no-such-bucket-x/run.json").write_bytes(b"{}")
 
 
+def test_a_whole_bucket_is_refused_as_a_run_directory() -> None:
+    with pytest.raises(RunDirError, match="whole bucket"):
+        RunDir(ObjectPath("s3://bucket")).check_replaceable()
+
+
 def test_a_reader_given_an_s3_uri_as_a_local_path_says_to_copy_the_run_down() -> None:
     with pytest.raises(RunDirError, match=r"s3://bucket/runs/demo is on object storage"):
         RunDir(Path("s3://bucket/runs/demo")).open()

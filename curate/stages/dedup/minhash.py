@@ -281,6 +281,9 @@ class MinHashDedup(SplitFitStage):
             return "store_signatures: true (apply writes every row's signature)"
         return None
 
+    def band_rows_per_document(self) -> int:
+        return self.banding()[0]
+
     def band_rows(self, batch: pa.Table, offset: int) -> pa.Table:
         """Step 1 for one batch whose first row is document ``offset``: rows of BAND_ROWS_SCHEMA."""
         self._require_split("band_rows")
