@@ -48,7 +48,10 @@ def is_object_uri(value: object) -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def _s3_filesystem(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+def _s3_filesystem(
+    endpoint: str | None, region: str | None, access_key_id: str | None
+) -> pafs.S3FileSystem:
+    # access_key_id only keys the cache: pyarrow reads the credentials from the environment.
     import pyarrow.fs as pafs
 
     kwargs: dict[str, Any] = {}
@@ -65,7 +68,7 @@ def s3_filesystem() -> pafs.S3FileSystem:
     """The S3 filesystem the environment describes (endpoint, region, credentials)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    return _s3_filesystem(endpoint, region)
+    return _s3_filesystem(endpoint, region, os.environ.get("AWS_ACCESS_KEY_ID"))
 
 
 class ObjectPath:
