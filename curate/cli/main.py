@@ -138,7 +138,9 @@ def validate(
 
 @app.command()
 def query(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    run_dir: Annotated[
+        str, typer.Argument(help="A run directory: a local path or s3://bucket/prefix/name.")
+    ],
     sql: Annotated[str, typer.Argument(help="SQL over the views records, rejects, stages.")],
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
     limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
@@ -161,7 +163,9 @@ def query(
         raise CurateError(f"--format must be table, csv or json, not {fmt!r}")
     if timeout < 0:
         raise CurateError(f"--timeout must be 0 or more seconds, not {timeout}")
-    result = run_query(run_dir, sql, unsafe=unsafe, timeout=timeout or None)
+    from curate.util.storage import as_run_path
+
+    result = run_query(as_run_path(run_dir), sql, unsafe=unsafe, timeout=timeout or None)
     print_table(result, fmt, limit)
 
 

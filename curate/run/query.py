@@ -18,9 +18,10 @@ import pyarrow as pa
 from curate.errors import CurateError
 from curate.run.layout import RunDir
 from curate.run.manifest import Manifest
+from curate.util.storage import ObjectPath
 
 
-def load_manifest(run_dir: Path) -> Manifest:
+def load_manifest(run_dir: Path | ObjectPath) -> Manifest:
     return RunDir(run_dir).manifest()
 
 
@@ -53,8 +54,22 @@ def stages_table(manifest: Manifest) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def create_run_views(con: duckdb.DuckDBPyConnection, run_dir: Path, prefix: str = "") -> None:
-    """Views ``{prefix}records`` (data/) and ``{prefix}rejects`` over a run's parquet files."""
+def create_run_views(
+    con: duckdb.DuckDBPyConnection, run_dir: Path | ObjectPath, prefix: str = ""
+) -> None:
+    """Views ``{prefix}records`` (data/) and ``{prefix}rejects`` over a run's parquet files.
+
+    A run on object storage is read through pyarrow datasets registered on the connection (its
+    S3 filesystem), not DuckDB's httpfs extension, which would be downloaded at run time."""
+    if isinstance(run_dir, ObjectPath):
+        import pyarrow.dataset as pads
+
+        for view, folder in (("records", "data"), ("rejects", "rejects")):
+            keys = [path.key for path in (run_dir / folder).glob("*.parquet")]
+            dataset = pads.dataset(keys, filesystem=run_dir.fs, format="parquet")
+            con.register(f"{prefix}{view}_dataset", dataset)
+            con.execute(f"CREATE VIEW {prefix}{view} AS SELECT * FROM {prefix}{view}_dataset")
+        return
     for view, folder in (("records", "data"), ("rejects", "rejects")):
         glob = (run_dir / folder / "*.parquet").as_posix().replace("'", "''")
         con.execute(
@@ -72,7 +87,7 @@ def stage_order(manifest: Manifest) -> dict[str, int]:
     return {"ingest": -1} | {s.name: s.index for s in manifest.stages}
 
 
-def connect(run_dir: Path) -> duckdb.DuckDBPyConnection:
+def connect(run_dir: Path | ObjectPath) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with views over the run's parquet files."""
     manifest = load_manifest(run_dir)
     con = duckdb.connect()
@@ -115,11 +130,13 @@ READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
 DEFAULT_TIMEOUT_SECONDS = 300.0
 
 
-def contain(con: duckdb.DuckDBPyConnection, run_dir: Path) -> None:
+def contain(con: duckdb.DuckDBPyConnection, run_dir: Path | ObjectPath) -> None:
     """Lock a connection to reading this run: no other files, no extension installs or loads,
-    and no setting can be changed back (``lock_configuration``)."""
-    allowed = run_dir.resolve().as_posix().rstrip("/") + "/"
-    con.execute("SET allowed_directories = [$1]", [allowed])
+    and no setting can be changed back (``lock_configuration``). A run on object storage is read
+    through the datasets registered on the connection: no file at all is allowed."""
+    if isinstance(run_dir, Path):
+        allowed = run_dir.resolve().as_posix().rstrip("/") + "/"
+        con.execute("SET allowed_directories = [$1]", [allowed])
     for statement in (
         "SET enable_external_access = false",
         "SET autoinstall_known_extensions = false",
@@ -151,7 +168,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def run_query(
-    run_dir: Path,
+    run_dir: Path | ObjectPath,
     sql: str,
     *,
     unsafe: bool = False,

@@ -15,9 +15,10 @@ from s3server import S3Server
 from testutils import REPO, run_digests
 
 from curate.engine.run import run_recipe
-from curate.errors import RunDirError
+from curate.errors import CurateError, RunDirError
 from curate.recipe import load_recipe
 from curate.run.layout import MANIFEST, RunDir
+from curate.run.query import run_query
 from curate.util.storage import ObjectPath
 
 # Small shards so the run writes many checkpoint objects (many distinct kill points).
@@ -178,3 +179,49 @@ def test_inputs_on_object_storage_are_read_and_named_by_their_uri(
     ObjectPath(f"s3://{bucket}/inputs/dolly.jsonl").write_bytes(b"".join(lines[:-1]))
     with pytest.raises(RunDirError, match="different recipe or inputs"):
         run_recipe(load_recipe(recipe_path), out=tmp_path / "remote", recipe_path=recipe_path)
+
+
+def test_curate_query_reads_a_run_on_object_storage_and_stays_contained(
+    s3_env: S3Server, in_repo: Path
+) -> None:
+    bucket = s3_env.new_bucket()
+    out = ObjectPath(f"s3://{bucket}/runs/demo")
+    result = run_recipe(
+        load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=8"]), out=out, workers=1
+    )
+    rows = result.manifest["rows"]
+    counts = run_query(
+        out,
+        "SELECT (SELECT count(*) FROM records) AS records, (SELECT count(*) FROM rejects) AS "
+        "rejects, (SELECT count(*) FROM stages) AS stages",
+    ).to_pylist()[0]
+    assert counts == {
+        "records": rows["output_records"],
+        "rejects": rows["reject_rows"],
+        "stages": len(result.manifest["stages"]),
+    }
+    # Contained: no local file can be read, nothing but one SELECT runs.
+    with pytest.raises(CurateError, match="query failed"):
+        run_query(out, f"SELECT * FROM read_text('{REPO / 'README.md'}')")
+    with pytest.raises(CurateError, match="read-only"):
+        run_query(out, "CREATE TABLE t AS SELECT 1")
+    # The command line takes the URI as it is.
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "curate.cli",
+            "query",
+            str(out),
+            "SELECT count(*) AS n FROM records",
+            "--format",
+            "json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert str(rows["output_records"]) in cli.stdout
