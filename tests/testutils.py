@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,34 @@ SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason="../shared/data is not present"
 )
+
+
+def demo_command(out: str | Path | ObjectPath, settings: list[str]) -> list[str]:
+    """``curate run data_samples/recipe.yaml --out OUT SETTINGS`` in a fresh interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "curate.cli",
+        "run",
+        "data_samples/recipe.yaml",
+        "--out",
+        str(out),
+        *settings,
+    ]
+
+
+def run_demo(
+    out: str | Path | ObjectPath, settings: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`demo_command` run from the repository with ``env`` added to this environment."""
+    return subprocess.run(
+        demo_command(out, settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def run_digests(run_dir: RunPath) -> dict[str, str]:

@@ -19,13 +19,14 @@ from curate.engine.executor import Executor, RunResult
 from curate.engine.shards import (
     apply_shards,
     group_pairs,
-    process_shard,
+    process_shard_copy,
+    shard_offsets,
     spill_band_rows,
     warm_shard,
 )
 from curate.errors import RunDirError
 from curate.stages.base import GlobalStage, SplitFitStage, Stage
-from curate.util.storage import parquet_file, remove_tree, work_root
+from curate.util.storage import remove_tree, work_root
 
 
 class LocalExecutor(Executor):
@@ -47,34 +48,15 @@ class LocalExecutor(Executor):
         pending = [b for b in range(batches) if b not in done_stats]
         self.reporter.start(label, total=batches)
         finished = len(done_stats)
-        if len(pending) > 1 and self.workers > 1:
-            # spawn: forking a process that already runs Arrow's thread pools is not safe.
-            try:
-                with ProcessPoolExecutor(
-                    max_workers=min(self.workers, len(pending)), mp_context=get_context("spawn")
-                ) as pool:
-                    futures = {
-                        pool.submit(process_shard, stage, source.part(b), target, b): b
-                        for b in pending
-                    }
-                    for future in futures:
-                        stats = future.result()
-                        done_stats[futures[future]] = stats
-                        finished += 1
-                        self.reporter.advance(stats["rows_in"], finished, batches)
-            except BrokenProcessPool:
-                raise RunDirError(
-                    f"{label}: a worker process died (killed or out of memory); finished shards are "
-                    "checkpointed: run the same command again to resume"
-                ) from None
-        else:
-            # A fresh copy per shard, as a pool worker would get: per-shard info, same results.
-            pristine = pickle.dumps(stage)
-            for batch in pending:
-                stats = process_shard(pickle.loads(pristine), source.part(batch), target, batch)
-                done_stats[batch] = stats
-                finished += 1
-                self.reporter.advance(stats["rows_in"], finished, batches)
+        # A fresh copy per shard, as a pool worker gets: per-shard info, same results.
+        pristine = pickle.dumps(stage)
+        arguments = [(pristine, source.part(b), target, b) for b in pending]
+        for batch, stats in zip(
+            pending, self._map(process_shard_copy, arguments, label), strict=True
+        ):
+            done_stats[batch] = stats
+            finished += 1
+            self.reporter.advance(stats["rows_in"], finished, batches)
         return [done_stats[b] for b in range(batches)]
 
     def _run_global(
@@ -92,12 +74,13 @@ class LocalExecutor(Executor):
                 start=1,
             ):
                 self.reporter.advance(rows, done, batches)
-        if (
-            isinstance(stage, SplitFitStage)
-            and stage.split_fallback() is None
-            and self._rows(source, batches) >= self.split_fit_min_rows
-        ):
-            self._fit_in_steps(stage, source, target, batches, label)
+        offsets = (
+            shard_offsets(source, batches)
+            if isinstance(stage, SplitFitStage) and stage.split_fallback() is None
+            else None
+        )
+        if isinstance(stage, SplitFitStage) and offsets and offsets[-1] >= self.split_fit_min_rows:
+            self._fit_in_steps(stage, source, target, offsets, label)
         else:
             self.reporter.start(f"{label} (fit)", total=batches)
             stage.fit(ShardParts(source, batches))
@@ -110,18 +93,18 @@ class LocalExecutor(Executor):
             lambda rows, done: self.reporter.advance(rows, done, batches),
         )
 
-    @staticmethod
-    def _rows(source: StageDir, batches: int) -> int:
-        return sum(parquet_file(source.part(b)).metadata.num_rows for b in range(batches))
-
     def _fit_in_steps(
-        self, stage: SplitFitStage, source: StageDir, target: StageDir, batches: int, label: str
+        self,
+        stage: SplitFitStage,
+        source: StageDir,
+        target: StageDir,
+        offsets: list[int],
+        label: str,
     ) -> None:
         """``fit`` as its three steps, the band grouping through files on local disk (see
         :func:`curate.engine.shards.spill_band_rows`): memory stays at one shard's or one
         group's band rows instead of every signature, and the steps use the worker pool."""
-        sizes = [parquet_file(source.part(b)).metadata.num_rows for b in range(batches)]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        batches = len(offsets) - 1
         groups = spill_groups(int(offsets[-1]) * stage.band_rows_per_document())
         spill = _spill_dir(target)
         shutil.rmtree(spill, ignore_errors=True)
@@ -157,6 +140,7 @@ class LocalExecutor(Executor):
                 yield function(*args)
             return
         try:
+            # spawn: forking a process that already runs Arrow's thread pools is not safe.
             with ProcessPoolExecutor(
                 max_workers=min(self.workers, len(arguments)), mp_context=get_context("spawn")
             ) as pool:
@@ -166,7 +150,7 @@ class LocalExecutor(Executor):
         except BrokenProcessPool:
             raise RunDirError(
                 f"{label}: a worker process died (killed or out of memory); finished shards are "
-                "kept: run the same command again to resume"
+                "checkpointed: run the same command again to resume"
             ) from None
 
 

@@ -44,10 +44,10 @@ import pyarrow.compute as pc
 from curate.engine.checkpoint import ShardParts, StageDir, read_json, read_table
 from curate.engine.executor import Executor
 from curate.engine.progress import Reporter
-from curate.engine.shards import apply_shards, process_shard
+from curate.engine.shards import apply_shards, process_shard_copy, shard_offsets
 from curate.errors import CurateError
 from curate.stages.base import GlobalStage, SplitFitStage, Stage
-from curate.util.storage import parquet_file, remove_tree
+from curate.util.storage import remove_tree
 
 BAND_PATH = "ray_band_repartition"
 SINGLE_TASK_PATH = "ray_single_task"
@@ -82,8 +82,7 @@ class _ShardMapper:
     def __call__(self, shards: Any) -> Any:
         rows = []
         for batch in shards.column("batch").to_pylist():
-            stage = pickle.loads(self.pristine)
-            stats = process_shard(stage, self.source.part(batch), self.target, batch)
+            stats = process_shard_copy(self.pristine, self.source.part(batch), self.target, batch)
             rows.append(
                 {
                     "batch": batch,
@@ -348,8 +347,7 @@ class RayExecutor(Executor):
         started = time.perf_counter()
         if batches == 0:
             return (np.zeros(0, np.uint64), 0), {"engine_path": BAND_PATH, "band_rows": 0}
-        sizes = [parquet_file(source.part(b)).metadata.num_rows for b in range(batches)]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        offsets = shard_offsets(source, batches)
         shards = self.ray.data.from_items(
             [{"batch": b, "offset": offsets[b]} for b in range(batches)],
             override_num_blocks=batches,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import pyarrow.feather as feather
 from curate.engine.checkpoint import StageDir, read_table, write_parquet_atomic
 from curate.stages.base import GlobalStage, SplitFitStage, Stage, StageResult, reason_counts
 from curate.util.files import write_json_atomic
-from curate.util.storage import RunPath
+from curate.util.storage import RunPath, parquet_file
 
 
 def checkpoint_shard(
@@ -47,6 +48,20 @@ def process_shard(stage: Stage, source: RunPath, target: StageDir, batch: int) -
         stats["info"] = info
     write_json_atomic(stats, target.stats(batch))
     return stats
+
+
+def process_shard_copy(
+    pristine: bytes, source: RunPath, target: StageDir, batch: int
+) -> dict[str, Any]:
+    """:func:`process_shard` with a fresh copy of the stage (pickled once by the engine): every
+    shard's manifest info is its own, whether it runs in this process or a worker."""
+    return process_shard(pickle.loads(pristine), source, target, batch)
+
+
+def shard_offsets(source: StageDir, batches: int) -> list[int]:
+    """The first global row number of each shard, and the total last (from parquet metadata)."""
+    sizes = [parquet_file(source.part(b)).metadata.num_rows for b in range(batches)]
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
 
 
 def warm_shard(stage: GlobalStage, source: RunPath) -> int:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from testutils import REPO, run_digests
+from testutils import REPO, demo_command, run_demo, run_digests
 
 from curate.engine.run import run_recipe
 from curate.errors import RunDirError
@@ -21,30 +19,10 @@ from curate.recipe import load_recipe
 SETTINGS = ["--set", "batch_size=4", "--workers", "1", "-q"]
 
 
-def run_command(out: Path, settings: list[str] = SETTINGS) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "curate.cli",
-        "run",
-        "data_samples/recipe.yaml",
-        "--out",
-        str(out),
-        *settings,
-    ]
-
-
 def curate_run(
     out: Path, settings: list[str] = SETTINGS, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        run_command(out, settings),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
+    return run_demo(out, settings, env)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +70,10 @@ def test_random_time_kills_then_resume(
     out = tmp_path / "run"
     for _ in range(3):
         proc = subprocess.Popen(
-            run_command(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            demo_command(out, SETTINGS),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(rng.uniform(0.5, 2.5))
         proc.send_signal(signal.SIGKILL)

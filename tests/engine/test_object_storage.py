@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from s3server import S3Server
-from testutils import REPO, run_digests
+from testutils import REPO, run_demo, run_digests
 
 from curate.engine.run import run_recipe
 from curate.errors import CurateError, RunDirError
@@ -28,23 +28,7 @@ SETTINGS = ["--set", "batch_size=8", "--workers", "1", "-q"]
 def curate_run(
     out: str, env: dict[str, str], extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "curate.cli",
-            "run",
-            "data_samples/recipe.yaml",
-            "--out",
-            out,
-            *SETTINGS,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env, **(extra or {})},
-        timeout=300,
-    )
+    return run_demo(out, SETTINGS, {**env, **(extra or {})})
 
 
 @pytest.fixture(scope="module")
