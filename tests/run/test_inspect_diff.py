@@ -150,9 +150,9 @@ def test_inspect_filters_match_a_duckdb_count(base: Path) -> None:
 
     # A recipe key selects its stage; combined filters intersect.
     quality = sample_run(base, stages=["quality"], sources=["alpaca"], n=100)
-    assert quality.filters == {"source": ["alpaca"], "stage": ["quality_v3"]}
-    assert {r["stage"] for r in quality.rows} == {"quality_v3"}
-    assert quality.matched == count(base, "stage = 'quality_v3' AND source = 'alpaca'") > 0
+    assert quality.filters == {"source": ["alpaca"], "stage": ["quality_v4"]}
+    assert {r["stage"] for r in quality.rows} == {"quality_v4"}
+    assert quality.matched == count(base, "stage = 'quality_v4' AND source = 'alpaca'") > 0
     two = sample_run(base, reasons=["parse_error", "empty_output"], n=1)
     assert two.matched == count(base, "reason IN ('parse_error', 'empty_output')") == 2
     assert len(two.rows) == 1
@@ -210,7 +210,7 @@ def test_inspect_unknown_values_exit_1_listing_valid_ones(
     for option, value, listed in [
         ("--reason", "no_such_reason", "empty_output (1)"),
         ("--source", "no_such_source", "chat ("),
-        ("--stage", "no_such_stage", "quality_v3 ("),
+        ("--stage", "no_such_stage", "quality_v4 ("),
     ]:
         monkeypatch.setattr(sys, "argv", ["curate", "inspect", str(base), option, value])
         with pytest.raises(SystemExit) as exit_info:
@@ -266,7 +266,7 @@ def test_diff_of_a_changed_threshold_reports_exactly_the_changed_rows(
     expected = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
     assert expected == {("alpaca", alpaca_file, row) for row in SHORT_OUTPUT_ROWS}
     assert [(t.before, t.after, t.count) for t in diff.transitions] == [
-        (Status("kept"), Status("rejected", "quality_v3", "output_too_short"), 2)
+        (Status("kept"), Status("rejected", "quality_v4", "output_too_short"), 2)
     ]
     (transition,) = diff.transitions
     assert {(e.source, e.source_file, e.source_row) for e in transition.examples} == expected
@@ -282,7 +282,7 @@ def test_diff_of_a_changed_threshold_reports_exactly_the_changed_rows(
     assert (diff.a.input_rows, diff.a.kept) == (manifest["rows"]["read"], manifest["rows"]["kept"])
     assert diff.a.records == manifest["outputs"]["records"]
     assert diff.b.kept == diff.a.kept - 2
-    assert diff.b.by_reason["quality_v3/output_too_short"] == 2
+    assert diff.b.by_reason["quality_v4/output_too_short"] == 2
 
     rows = read_out(out)
     assert {(r["source"], r["source_file"], r["source_row"]) for r in rows if r["changed"]} == (

@@ -68,9 +68,9 @@ def reasons(
 
 
 def test_registered_under_recipe_key() -> None:
-    # The recipe key resolves to quality_v3 (audited defaults); these tests pin v1's rules.
+    # The recipe key resolves to quality_v4 (audited defaults); these tests pin v1's rules.
     assert get_stage("quality_v1") is Quality
-    assert get_stage("quality").name == "quality_v3"
+    assert get_stage("quality").name == "quality_v4"
 
 
 def test_v2_keeps_correct_answers_that_copy_the_input() -> None:
@@ -453,7 +453,9 @@ def test_v2_missing_context_rules_keep_answerable_rows() -> None:
         },
     ]
     v1 = reasons(answerable + missing, get_stage("quality_v1")())
-    v2 = reasons(answerable + missing, get_stage("quality")())
+    v2 = reasons(answerable + missing, get_stage("quality_v2")())
+    v4 = reasons(answerable + missing, get_stage("quality")())
+    assert v4[len(answerable) :] == v2[len(answerable) :]
     assert all(v1[: len(answerable)]), v1
     assert v2[: len(answerable)] == [None] * len(answerable)
     assert v2[len(answerable) :] == [
@@ -514,7 +516,7 @@ def test_v3_keeps_captions_of_described_media_tool_tasks_and_repositories() -> N
         },
     ]
     v2 = reasons(answerable + missing, get_stage("quality_v2")())
-    v3 = reasons(answerable + missing, get_stage("quality")())
+    v3 = reasons(answerable + missing, get_stage("quality_v3")())
     assert all(v2[: len(answerable)]), v2
     assert v3 == [None] * len(answerable) + [
         "missing_attachment",
@@ -522,3 +524,108 @@ def test_v3_keeps_captions_of_described_media_tool_tasks_and_repositories() -> N
         "missing_attachment",
         "url_only_input",
     ]
+
+
+def test_v4_keeps_answers_the_record_carries_and_tasks_that_need_no_page() -> None:
+    # Real Alpaca drops v3 made that the full audit labeled wrong (bench/audit/), and correct ones
+    # v4 must still make.
+    answerable = [
+        {  # the answer is read off the file name
+            "instruction": "Guessing a country from the given flag, what country is this?",
+            "input": "![Image of Flag](https://upload.wikimedia.org/wikipedia/commons/thumb/a/a2/"
+            "Flag_of_Denmark.svg/1200px-Flag_of_Denmark.svg.png)",
+            "output": "This is the flag of Denmark.",
+        },
+        {  # ... or off the URL path
+            "instruction": "Categorize the given news article.",
+            "input": "https://www.bbc.com/news/business-54516605",
+            "output": "The news article is about business.",
+        },
+        {  # the input picks one of the instruction's options
+            "instruction": "Classify the following photo as either a car, animal, or flower.",
+            "input": "Attached photo of a car",
+            "output": "Car",
+        },
+        {  # a famous work named by its file name
+            "instruction": "Describe the key elements of the painting in the input.",
+            "input": "https://upload.wikimedia.org/wikipedia/commons/thumb/f/f6/Delacroix%2C_Eug%C3%"
+            "A8ne_-_Liberty_Leading_the_People.jpg/1200px-Delacroix.jpg",
+            "output": "A woman holding a French flag leads a crowd of armed citizens.",
+        },
+        {  # a task on the address itself
+            "instruction": "Make an API call to the given URL and print the output in the console.",
+            "input": "https://data.cityofnewyork.us/resource/fhrw-4uyv.json",
+            "output": "import requests\nprint(requests.get(url).json())",
+        },
+        {  # what kind of site a home page is
+            "instruction": "Given a website link, classify the website.",
+            "input": "https://www.nytimes.com/",
+            "output": "This website is a news website.",
+        },
+        {  # a reference page names its topic
+            "instruction": "Summarize the article: How To Play Solitaire",
+            "input": "https://www.wikihow.com/Play-Solitaire",
+            "output": "Solitaire is a card game played with one deck.",
+        },
+        {  # an <img> tag in an HTML task is the input
+            "instruction": "Automatically close tags with inconsistent case in the following HTML snippet.",
+            "input": '<b><IMG src="image.png">',
+            "output": '<b><IMG src="image.png" /></b>',
+        },
+        {  # a one-line account of media a placeholder describes
+            "instruction": "Describe the given landscape photograph in one sentence.",
+            "input": "<Image of a misty mountain valley during sunrise>",
+            "output": "Mist fills the mountain valley under the soft light of sunrise.",
+        },
+    ]
+    missing = [
+        {  # a number the record does not give comes from the page
+            "instruction": "Get topical information from the given web page",
+            "input": "https://www.theguardian.com/world/2020/may/14/coronavirus-latest-news-"
+            "covid-19-updates-south-asia-india-bangladesh",
+            "output": "India has crossed 200,000 coronavirus cases, Bangladesh near 30,000.",
+        },
+        {  # a title is the page's own words, even when the slug suggests it
+            "instruction": "Open the following URL and find the title of the article.",
+            "input": "https://www.huffpost.co.uk/entry/vaccinated-vs-unvaccinated-children",
+            "output": "Vaccinated vs Unvaccinated Children",
+        },
+        {  # a judgment of a site needs the site
+            "instruction": "Given a website, review the homepage layout and comment on the user "
+            "experience of the website.",
+            "input": "https://www.apple.com/",
+            "output": "The Apple homepage is clean and simple.",
+        },
+        {  # a placeholder domain names nothing
+            "instruction": "Classify this website as either a blog or an e-commerce store.",
+            "input": "https://www.exampleblogstore.com/",
+            "output": "This website is an e-commerce store.",
+        },
+        {  # a painter's name alone does not name the work
+            "instruction": "Describe the following painting in at least 10 words.",
+            "input": "https://upload.wikimedia.org/wikipedia/commons/thumb/4/4f/Edgar_Degas_059.jpg",
+            "output": "A woman with a fan at a ballroom, in green and grey.",
+        },
+        {  # an edited image is not an answer read off the input
+            "instruction": "Edit a photo to create a dreamy atmosphere.",
+            "input": "![Sample Image](https://images.unsplash.com/photo-1585989416756)",
+            "output": "![Edited Image](https://images.unsplash.com/photo-1585989416756&edit=1)",
+        },
+        {  # "tags" for a photo is not markup
+            "instruction": "Given a photograph, provide three tags to describe it",
+            "output": "beach, ocean, sunset.",
+        },
+    ]
+    v3 = reasons(answerable + missing, get_stage("quality_v3")())
+    v4 = reasons(answerable + missing, get_stage("quality")())
+    assert all(v3[: len(answerable)]), v3
+    assert v4[: len(answerable)] == [None] * len(answerable), v4
+    assert v4[len(answerable) :] == [
+        "url_only_input",
+        "url_only_input",
+        "url_only_input",
+        "url_only_input",
+        "url_only_input",
+        "missing_attachment",
+        "missing_attachment",
+    ], v4

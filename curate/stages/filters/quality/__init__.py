@@ -181,3 +181,42 @@ class QualityV3(QualityV2):
         },
         qualname="QualityV3.Params",
     )
+
+
+class QualityV4(QualityV3):
+    """``quality_v3`` after every ``url_only_input`` and ``missing_attachment`` drop on Alpaca +
+    Dolly was labeled by hand (171 and 108 rows in ``bench/audit/``; their 50-row samples had
+    overstated precision: 83 % and 87 %). The wrong drops fell in a few kinds, each kept now:
+    an answer read off the record's own address or placeholder (``…/Flag_of_Denmark.svg`` →
+    "Denmark", ``bbc.com/news/business-…`` → "business"); an art task on a file name that names a
+    famous work (``Liberty_Leading_the_People``); for URLs, tasks that use the address without its
+    page (a link, an API call, blocking it, a phishing verdict) and what kind of site a home page is
+    (``nytimes.com``: a news site); for media, an ``<img>`` tag in an HTML task."""
+
+    name: ClassVar[str] = "quality_v4"
+    Params: ClassVar[type[StageParams]] = params_model(
+        RULES,
+        {
+            **V2_DEFAULTS,
+            "url_only_input": {
+                **V2_DEFAULTS["url_only_input"],
+                "keep_repositories": True,
+                "keep_reference_pages": True,
+                "keep_question_writing": True,
+                "keep_address_uses": True,
+                "keep_site_descriptions": True,
+                "keep_answers_in_text": True,
+                "keep_named_artworks": True,
+            },
+            "missing_attachment": {
+                **V2_DEFAULTS["missing_attachment"],
+                "keep_described_gist": True,
+                "keep_tool_tasks": True,
+                "keep_described_one_liners": True,
+                "keep_markup_tasks": True,
+                "keep_answers_in_text": True,
+                "keep_named_artworks": True,
+            },
+        },
+        qualname="QualityV4.Params",
+    )

@@ -17,6 +17,7 @@ from curate.stages.filters.quality.rules import (
     detail_where,
     first_match,
 )
+from curate.stages.filters.quality.rules.grounding import answer_in_text, names_artwork, rows_where
 
 _URL_ONLY = r"(?i)^\s*<?(https?://|www\.)\S+>?\s*$"
 # A task about the address itself (its domain, owner, normal form): the URL is the whole input.
@@ -25,6 +26,28 @@ _ADDRESS_TASK = r"(?i)\b(?:sub)?domains?\b|\bhost ?names?\b|\btop-level\b|\bowne
 # (a news article or a blog post, dated and specific, is not).
 # A repository's home page: the address names the project ("github.com/google-research/bert").
 _REPOSITORY = r"(?i)^\s*<?(?:https?://)?(?:www\.)?(?:github\.com|gitlab\.com|huggingface\.co)/[\w.-]+/[\w.-]+/?>?\s*$"
+# Tasks that use the address without its page: a link or markup for it, code that requests it,
+# blocking it, judging it as phishing, an id in it ("Make an API call to the given URL").
+_ADDRESS_USE = r"(?i)\bblock\b|\bhtml\b|\bhyperlink|\b(?:create|make|insert|add|generate)\s+(?:an?\s+)?link\b|\bapi\b|\bhttp requests?\b|\bphishing\b|\bscam\b|\bmalicious\b|\btrust(?:worthy|able)\b|\blegit(?:imate)?\b|\bids?\b.*\burl\b"
+# A reference page whose address names its topic, as an encyclopedia's does: a glossary entry, a
+# how-to wiki, a dictionary entry.
+_REFERENCE_PAGE = r"(?i)^\s*<?(?:https?://)?(?:[\w-]+\.)*(?:investopedia\.com/terms/|wikihow\.com/|merriam-webster\.com/dictionary/|dictionary\.com/browse/|dictionary\.cambridge\.org/)"
+# Writing questions about a page: the questions need its subject, not its contents.
+_QUESTION_WRITING = (
+    r"(?i)\b(?:generate|write|create|come up with|list|ask|suggest)\b.*\bquestions\b"
+)
+# A site's home page or a section index (nytimes.com, nasa.gov/audience/forstudents/index.html):
+# the address names the site, and what kind of site it is, or a line on what it offers, is general
+# knowledge (a summary of its contents is not); placeholder domains (example.com) name nothing.
+_HOME_PAGE = (
+    r"(?i)^\s*<?(?:https?://)?(?:www\.)?[\w-]+(?:\.[\w-]+)+(?:/[a-z]+)*/?(?:index\.html?)?>?\s*$"
+)
+_PLACEHOLDER_SITE = r"(?i)^\s*<?(?:https?://)?(?:[\w-]+\.)*[\w-]*example"
+_SITE_DESCRIPTION = r"(?i)\b(?:describ\w*|description|classify|categor\w*|type|kind|what it does)\b.*\b(?:web ?sites?|sites?|home ?page|web ?page)\b|\b(?:web ?sites?|sites?|home ?page|web ?page)\b.*\b(?:describ\w*|description|classify|categor\w*|type|kind|what it does)\b"
+# ...unless the task judges the page itself, which needs the page.
+_SITE_JUDGMENT = r"(?i)\b(?:improv\w*|evaluat\w*|review\w*|critique|rate|rating|design|layout|usab\w*|accessib\w*|user experience|optimi[sz]\w*|problems?|feedback|bias\w*|reliab\w*|navigation|search\w*|seo)\b"
+# Tasks about art, where a file name naming a famous work stands for it.
+_ART_TASK = r"(?i)\b(?:painting|paintings|art|artwork|artworks|work of art|piece|artist|painter|masterpiece)\b"
 _TOPIC_PAGE = r"(?i)^\s*<?(?:https?://)?(?:[\w-]+\.)*(?:wikipedia\.org/wiki/|wikiart\.org/|britannica\.com/|[\w.-]+/(?:[\w-]+/)*(?:wiki|encyclopedia|topics)/)"
 _MEDIA = r"(?:image|picture|photo|photograph|pic|painting|drawing|screenshot|video|audio|recording|sound ?clip|file|attachment|document|pdf|spreadsheet|chart|graph|diagram|figure|map|logo)s?"
 _VISUAL = r"(?:image|picture|photo|photograph|pic|painting|drawing|screenshot|video|audio|recording|sound ?clip|figure)s?"
@@ -84,9 +107,37 @@ _SHOWN = (
     rf"(?i)[<\[]\s*(?:{_VISUAL}|img)\s+(?:of|showing|depicting)\s+[^>\]]{{1,80}}[>\]]"
     r"|!\[[^\]\s]*\s[^\]]*\]"
 )
+# A one-sentence account of the media: what a placeholder that describes it says is enough.
+_ONE_LINER_TASK = (
+    r"(?i)\bwhat happens\b|\bin (?:one|a single|1) sentence\b|\bone-line\b|\bone line\b"
+)
 # Tasks that build a tool for media (an algorithm, a program, a model): the media is the tool's
 # input, not the record's ("Design an algorithm to identify birds in a photo. <Image of a bird>").
 _TOOL_TASK = r"(?i)^\W*(?:design|develop|write|create|build|implement|train|propose)\s+(?:an?\s+|the\s+)?(?:\w+\s+)?(?:algorithm|program|script|function|code|model|classifier|system|app|application|neural network|pipeline)\b"
+
+
+# A summary that repeats the slug ("The article discusses wellness at home") is not one either.
+_PAGE_WORDS_TASK = (
+    _PAGE_TEXT_TASK
+    + r"|\btitles?\b|\bwho wrote\b|\bwritten\b|\bsummar\w*|\btweets?\b|\b(?:key|main) (?:ideas?|points?)\b"
+)
+# Tasks about markup, where "<img src=...>" is the text to work on.
+_MARKUP_TASK = r"(?i)\b(?:html|xml|markup|css)\b"
+
+
+def keep_read_off(params: RuleParams, fail: pa.Array, view: TextView, source: pa.Array) -> pa.Array:
+    """``fail`` less the rows whose answer the record's own text about the media carries: a short
+    answer read off ``source`` (``keep_answers_in_text``), or an art task on a file name that names
+    a famous work (``keep_named_artworks``)."""
+    if getattr(params, "keep_answers_in_text", False):
+        # A title, an author, a quote or a summary is the page's own words: only it gives them.
+        asks_label = pc.and_not(fail, pc.match_substring_regex(view.instruction, _PAGE_WORDS_TASK))
+        read_off = rows_where(asks_label, answer_in_text, view.output, source, view.instruction)
+        fail = pc.and_not(fail, read_off)
+    if getattr(params, "keep_named_artworks", False):
+        art = pc.and_(fail, pc.match_substring_regex(view.instruction, _ART_TASK))
+        fail = pc.and_not(fail, rows_where(art, names_artwork, source))
+    return fail
 
 
 def shown_words(text: pa.Array) -> pa.Array:
@@ -137,6 +188,38 @@ class UrlOnlyInput(Rule):
             description="Keep a repository's home page (github.com/<owner>/<name>) as the whole "
             "input: the address names the project.",
         )
+        keep_address_uses: bool = Field(
+            False,
+            description="Keep tasks that use the address without its page: a link or HTML for "
+            "it, code that requests it, blocking it, judging it as phishing, an id in it.",
+        )
+        keep_reference_pages: bool = Field(
+            False,
+            description="Keep reference pages whose address names the topic, as keep_topic_pages "
+            "does for encyclopedias: glossaries (investopedia.com/terms/), how-to wikis "
+            "(wikihow.com), dictionaries.",
+        )
+        keep_question_writing: bool = Field(
+            False,
+            description="Keep tasks that write questions about a page: they need its subject, "
+            "not its contents.",
+        )
+        keep_site_descriptions: bool = Field(
+            False,
+            description="Keep what kind of site a home page is, or a line on what it offers "
+            "(nytimes.com: a news site); not a judgment of the page (its design, usability), and "
+            "not a placeholder domain (example.com).",
+        )
+        keep_answers_in_text: bool = Field(
+            False,
+            description="Keep a short answer read off the address itself "
+            "(…/news/business-54516605: 'business').",
+        )
+        keep_named_artworks: bool = Field(
+            False,
+            description="Keep art tasks whose address names a well-known painter and the work "
+            "(…/Liberty_Leading_the_People.jpg by Delacroix): what it shows is general knowledge.",
+        )
 
     params: Params
 
@@ -157,6 +240,29 @@ class UrlOnlyInput(Rule):
                 pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
             )
             fail = pc.and_not(fail, repository)
+        if self.params.keep_reference_pages:
+            reference = pc.and_not(
+                pc.match_substring_regex(view.input, _REFERENCE_PAGE),
+                pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
+            )
+            fail = pc.and_not(fail, reference)
+        if self.params.keep_question_writing:
+            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _QUESTION_WRITING))
+        if self.params.keep_address_uses:
+            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _ADDRESS_USE))
+        if self.params.keep_site_descriptions:
+            site = pc.and_(
+                pc.and_not(
+                    pc.match_substring_regex(view.input, _HOME_PAGE),
+                    pc.match_substring_regex(view.input, _PLACEHOLDER_SITE),
+                ),
+                pc.and_not(
+                    pc.match_substring_regex(view.instruction, _SITE_DESCRIPTION),
+                    pc.match_substring_regex(view.instruction, _SITE_JUDGMENT),
+                ),
+            )
+            fail = pc.and_not(fail, site)
+        fail = keep_read_off(self.params, fail, view, view.input)
         detail = pc.binary_join_element_wise("input is only a URL: ", clip(view.input, 60), "")
         return RuleResult(fail, {"quality_url_input": url_only}, detail_where(fail, detail))
 
@@ -201,10 +307,30 @@ class MissingAttachment(Rule):
             description="Keep captions, titles and hashtags for media that a placeholder or alt "
             "text describes ('<photo of a sunset sky>').",
         )
+        keep_described_one_liners: bool = Field(
+            False,
+            description="Keep a one-sentence account of media that a placeholder describes "
+            "('Describe what happens in the photo. [Image of fireworks]').",
+        )
         keep_tool_tasks: bool = Field(
             False,
             description="Keep tasks that build a tool for media ('Design an algorithm to "
             "identify birds in a photo'): they need no attachment.",
+        )
+        keep_markup_tasks: bool = Field(
+            False,
+            description="Keep tasks about HTML or markup, where an <img> tag is the input, not "
+            "a missing image.",
+        )
+        keep_answers_in_text: bool = Field(
+            False,
+            description="Keep a short answer read off the record's own text about the media: a "
+            "file name, a placeholder ('…/Flag_of_Denmark.svg': 'Denmark').",
+        )
+        keep_named_artworks: bool = Field(
+            False,
+            description="Keep art tasks whose file name names a well-known painter and the "
+            "work (…/Piet_Mondrian,_1921,_Tableau_I.jpg): what it shows is general knowledge.",
         )
 
     params: Params
@@ -236,8 +362,17 @@ class MissingAttachment(Rule):
                 pc.greater(shown_words(prompt), 0),
             )
             fail = pc.and_not(fail, gist)
+        if self.params.keep_described_one_liners:
+            one_liner = pc.and_(
+                pc.match_substring_regex(view.instruction, _ONE_LINER_TASK),
+                pc.greater(shown_words(prompt), 0),
+            )
+            fail = pc.and_not(fail, one_liner)
         if self.params.keep_tool_tasks:
             fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _TOOL_TASK))
+        if self.params.keep_markup_tasks:
+            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _MARKUP_TASK))
+        fail = keep_read_off(self.params, fail, view, view.input)
         found = pc.coalesce(first_match(prompt, marker), first_match(view.instruction, ref))
         detail = pc.binary_join_element_wise(
             "refers to media the record lacks: ", pc.fill_null(found, ""), ""
