@@ -2,7 +2,8 @@
 
 For ``keep: [en]`` with each backend, ``language_v1`` (top-1 label on every field) against
 ``language_v2`` (the request, dropped only on strong evidence) and ``language_v3`` (a short request
-also asks its answer), in the same process on the same rows:
+also asks its answer) and ``language_v4`` (grammar words as a second opinion), in the same
+process on the same rows:
 
 - Alpaca + Dolly (67,013 English-corpus rows): rows dropped, and the drops listed for reading;
   throughput and the v2/v1 speed ratio;
@@ -31,7 +32,7 @@ from curate.ingest.builder import RowBuilder
 from curate.ingest.parse import ReadContext
 from curate.stages import get_stage
 
-VERSIONS = ("language_v1", "language_v2", "language_v3")
+VERSIONS = ("language_v1", "language_v2", "language_v3", "language_v4")
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 RECALL = {

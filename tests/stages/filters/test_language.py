@@ -17,7 +17,7 @@ from .conftest import DATA, make_table
 
 
 def test_registered_under_recipe_key() -> None:
-    assert get_stage("language_v1") is Language  # the recipe key now resolves to language_v3
+    assert get_stage("language_v1") is Language  # the recipe key now resolves to language_v4
 
 
 def test_labels_common_languages() -> None:
