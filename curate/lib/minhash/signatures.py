@@ -400,7 +400,7 @@ class MinHasher:
         # Process in chunks (bounded memory, cache-sized temporaries); results land in doc order.
         for lo, hi in itertools.pairwise(doc_starts):
             chunk = texts.slice(int(lo), int(hi - lo))
-            hashes, chunk_counts = self.shingle_hashes(chunk)
+            hashes, chunk_counts = self._chunk_shingle_hashes(chunk)
             counts[lo:hi] = chunk_counts
             self._permute(hashes, chunk_counts, sig[:, lo:hi])
             hash_parts.append(hashes)
@@ -408,7 +408,29 @@ class MinHasher:
         return SignatureBatch(sig, all_hashes, counts)
 
     def shingle_hashes(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Hashes of every shingle of every raw text (grouped by document) and counts per text."""
+        """Hashes of every shingle of every raw text (grouped by document) and counts per text.
+
+        Hashed in chunks of about ``_CHUNK_BYTES`` of text: the rolling hash's temporaries (and its
+        table of powers, which lives on) are sized by the text hashed at once."""
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        texts = pc.fill_null(texts, "")
+        if len(texts) == 0:
+            return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+        _, raw_offsets = _string_parts(texts)
+        doc_starts = _chunk_starts(raw_offsets)
+        if len(doc_starts) <= 2:
+            return self._chunk_shingle_hashes(texts)
+        hash_parts: list[np.ndarray] = []
+        count_parts: list[np.ndarray] = []
+        for lo, hi in itertools.pairwise(doc_starts):
+            hashes, counts = self._chunk_shingle_hashes(texts.slice(int(lo), int(hi - lo)))
+            hash_parts.append(hashes)
+            count_parts.append(counts)
+        return np.concatenate(hash_parts), np.concatenate(count_parts)
+
+    def _chunk_shingle_hashes(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`shingle_hashes` of one chunk."""
         n_docs = len(texts)
         if self.shingle == "char":
             buf, offsets = _string_parts(matching_text(texts))
