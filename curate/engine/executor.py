@@ -318,6 +318,9 @@ class Executor:
             info,
         )
         write_json_atomic(stats, target.path / SUCCESS)
+        if isinstance(stage, GlobalStage):
+            # Its checkpoint is written: what the fit learned is not needed for the later stages.
+            stage.release()
         self.reporter.info(
             f"{label}: {stats['rows_in']} -> {stats['rows_out']} rows {stats['dropped'] or ''}".rstrip()
         )

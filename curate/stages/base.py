@@ -229,6 +229,13 @@ class GlobalStage(Stage):
         self.fit([table])
         return self.apply(table)
 
+    def release(self) -> None:
+        """Forget what ``fit`` learned (hashes, signatures, decisions: at 10M rows, gigabytes);
+        engines call it once every shard is applied. The stage is as built: it can fit again."""
+        fresh = type(self)(self.params)
+        self.__dict__.clear()
+        self.__dict__.update(fresh.__dict__)
+
     def warms_cache(self) -> bool:
         """True when :meth:`warm_cache` computes part of what ``fit`` needs (embeddings) into the
         run's cache folder, so that an engine can run it on the shards in parallel before
