@@ -61,17 +61,30 @@ def _count(values: pa.Array, pattern: str) -> np.ndarray:
 
 
 def count_scripts(values: pa.Array) -> ScriptCounts:
+    n = len(values)
     letters = _count(values, r"\pL")
-    han = _count(values, r"\p{Han}")
-    kana = _count(values, r"[\p{Hiragana}\p{Katakana}]")
-    hangul = _count(values, r"\p{Hangul}")
     latin_words = _count(values, r"\p{Latin}+")
+    han = np.zeros(n, np.int64)
+    kana = np.zeros(n, np.int64)
+    hangul = np.zeros(n, np.int64)
     single: dict[str, np.ndarray] = {}
-    # Only count scripts that occur at all in the batch (one cheap pass for all of them first).
-    any_single = "|".join(rf"\p{{{name}}}" for name in SINGLE_LANGUAGE_SCRIPTS)
-    if pc.any(pc.match_substring_regex(values, any_single)).as_py():
-        for name in SINGLE_LANGUAGE_SCRIPTS:
-            single[name] = _count(values, rf"\p{{{name}}}")
+    # An ASCII text has no Han, kana, Hangul or single-language script: count those on the
+    # others only (most rows of an English corpus are ASCII).
+    other = np.flatnonzero(
+        ~pc.fill_null(pc.string_is_ascii(values), True).to_numpy(zero_copy_only=False)
+    )
+    if len(other):
+        subset = values.take(pa.array(other))
+        han[other] = _count(subset, r"\p{Han}")
+        kana[other] = _count(subset, r"[\p{Hiragana}\p{Katakana}]")
+        hangul[other] = _count(subset, r"\p{Hangul}")
+        # Only count scripts that occur at all in the batch (one cheap pass for all of them first).
+        any_single = "|".join(rf"\p{{{name}}}" for name in SINGLE_LANGUAGE_SCRIPTS)
+        if pc.any(pc.match_substring_regex(subset, any_single)).as_py():
+            for name in SINGLE_LANGUAGE_SCRIPTS:
+                counted = np.zeros(n, np.int64)
+                counted[other] = _count(subset, rf"\p{{{name}}}")
+                single[name] = counted
     return ScriptCounts(letters, han, kana, hangul, latin_words, single)
 
 

@@ -386,14 +386,14 @@ class LanguageV3(LanguageV2):
     ) -> None:
         """Overrule, in ``judged``, short requests put outside ``keep`` whose answer is kept."""
         p = self.params
-        letters = pc.count_substring_regex(text, r"\pL").to_numpy(zero_copy_only=False)
         by_backend = np.array([m == p.backend for m in judged.method], dtype=bool)
-        candidates = np.flatnonzero(
-            judged.confident_outside
-            & by_backend
-            & (letters < p.answer_check_letters)
-            & ~translation.to_numpy(zero_copy_only=False)
+        outside = np.flatnonzero(
+            judged.confident_outside & by_backend & ~translation.to_numpy(zero_copy_only=False)
         )
+        if not len(outside):
+            return
+        letters = pc.count_substring_regex(pc.take(text, pa.array(outside)), r"\pL")
+        candidates = outside[letters.to_numpy(zero_copy_only=False) < p.answer_check_letters]
         if not len(candidates):
             return
         rows = pa.array(candidates)

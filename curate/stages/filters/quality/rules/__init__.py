@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any, ClassVar
@@ -147,6 +148,29 @@ def detail_where(fail: pa.Array, text: pa.Array | str) -> pa.Array:
     if isinstance(text, str):
         text = pa.array([text] * len(fail), pa.string())
     return pc.if_else(fail, text, _NULL_STR)
+
+
+def detail_on(fail: pa.Array, build: Callable[..., pa.Array], *columns: pa.Array) -> pa.Array:
+    """Detail strings built on the failing rows only (``build`` gets those rows of ``columns``),
+    null elsewhere: the rows that pass cost nothing."""
+    failing = pc.fill_null(fail, False)
+    index = pc.indices_nonzero(failing)
+    empty = pa.nulls(len(fail), pa.string())
+    if len(index) == 0:
+        return empty
+    built = build(*(pc.take(column, index) for column in columns))
+    return pc.replace_with_mask(empty, failing, pc.cast(built, pa.string()))
+
+
+def true_where(mask: pa.Array, test: Callable[..., pa.Array], *columns: pa.Array) -> pa.Array:
+    """``test`` (a boolean array of its rows) on the rows where ``mask`` is true; false elsewhere."""
+    masked = pc.fill_null(mask, False)
+    index = pc.indices_nonzero(masked)
+    result = pa.array([False] * len(mask), pa.bool_())
+    if len(index) == 0:
+        return result
+    found = test(*(pc.take(column, index) for column in columns))
+    return pc.replace_with_mask(result, masked, pc.fill_null(found, False))
 
 
 def clip(values: pa.Array, width: int = 60) -> pa.Array:

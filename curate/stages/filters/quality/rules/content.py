@@ -14,6 +14,7 @@ from curate.stages.filters.quality.rules import (
     RuleResult,
     TextView,
     clip,
+    detail_on,
     detail_where,
 )
 from curate.util.text import matching_text
@@ -96,10 +97,14 @@ class PlaceholderOutput(Rule):
         )
         tagged = pc.match_substring_regex(view.output, _LEADING_TAG)
         fail = pc.or_(whole, tagged)
-        detail = pc.binary_join_element_wise(
-            "output is a placeholder: ", clip(view.output_stripped, 40), ""
+        detail = detail_on(
+            fail,
+            lambda text: pc.binary_join_element_wise(
+                "output is a placeholder: ", clip(text, 40), ""
+            ),
+            view.output_stripped,
         )
-        return RuleResult(fail, {"quality_placeholder": fail}, detail_where(fail, detail))
+        return RuleResult(fail, {"quality_placeholder": fail}, detail)
 
 
 class MinLength(Rule):
@@ -137,10 +142,14 @@ class MinLength(Rule):
         reason = pc.if_else(short_inst, "instruction_too_short", "output_too_short")
         detail = pc.if_else(
             short_inst,
-            pc.binary_join_element_wise(
-                f"instruction shorter than {self.params.instruction_chars} chars: ",
-                clip(view.instruction, 40),
-                "",
+            detail_on(
+                short_inst,
+                lambda text: pc.binary_join_element_wise(
+                    f"instruction shorter than {self.params.instruction_chars} chars: ",
+                    clip(text, 40),
+                    "",
+                ),
+                view.instruction,
             ),
             pa.scalar(f"output shorter than {self.params.output_chars} chars"),
         )

@@ -14,8 +14,9 @@ from curate.stages.filters.quality.rules import (
     RuleResult,
     TextView,
     clip,
-    detail_where,
+    detail_on,
     first_match,
+    true_where,
 )
 from curate.stages.filters.quality.rules.grounding import answer_in_text, names_artwork, rows_where
 
@@ -154,6 +155,10 @@ def shown_words(text: pa.Array) -> pa.Array:
     return pc.count_substring_regex(said, r"(?i)\b[a-z]{3,}")
 
 
+def _shows_something(text: pa.Array) -> pa.Array:
+    return pc.greater(shown_words(text), 0)
+
+
 def described_words(text: pa.Array) -> pa.Array:
     """Describing words (three letters or more) of ``text`` outside attachments; alt text that is
     a phrase counts."""
@@ -263,8 +268,12 @@ class UrlOnlyInput(Rule):
             )
             fail = pc.and_not(fail, site)
         fail = keep_read_off(self.params, fail, view, view.input)
-        detail = pc.binary_join_element_wise("input is only a URL: ", clip(view.input, 60), "")
-        return RuleResult(fail, {"quality_url_input": url_only}, detail_where(fail, detail))
+        detail = detail_on(
+            fail,
+            lambda text: pc.binary_join_element_wise("input is only a URL: ", clip(text, 60), ""),
+            view.input,
+        )
+        return RuleResult(fail, {"quality_url_input": url_only}, detail)
 
 
 class MissingAttachment(Rule):
@@ -351,30 +360,30 @@ class MissingAttachment(Rule):
         refs = pc.if_else(stub, pc.count_substring_regex(view.instruction, ref), 0)
         total = pc.add(markers, refs)
         fail = pc.greater(total, 0)
+        # The exceptions below are computed on the rows still failing only.
         if self.params.described_input_words:
-            described = pc.greater_equal(
-                described_words(view.input), self.params.described_input_words
+            least = self.params.described_input_words
+            described = true_where(
+                fail, lambda text: pc.greater_equal(described_words(text), least), view.input
             )
             fail = pc.and_not(fail, described)
         if self.params.keep_described_gist:
-            gist = pc.and_(
-                pc.match_substring_regex(view.instruction, _GIST_TASK),
-                pc.greater(shown_words(prompt), 0),
-            )
-            fail = pc.and_not(fail, gist)
+            gist_task = pc.and_(fail, pc.match_substring_regex(view.instruction, _GIST_TASK))
+            fail = pc.and_not(fail, true_where(gist_task, _shows_something, prompt))
         if self.params.keep_described_one_liners:
-            one_liner = pc.and_(
-                pc.match_substring_regex(view.instruction, _ONE_LINER_TASK),
-                pc.greater(shown_words(prompt), 0),
-            )
-            fail = pc.and_not(fail, one_liner)
+            one_liner = pc.and_(fail, pc.match_substring_regex(view.instruction, _ONE_LINER_TASK))
+            fail = pc.and_not(fail, true_where(one_liner, _shows_something, prompt))
         if self.params.keep_tool_tasks:
             fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _TOOL_TASK))
         if self.params.keep_markup_tasks:
             fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _MARKUP_TASK))
         fail = keep_read_off(self.params, fail, view, view.input)
-        found = pc.coalesce(first_match(prompt, marker), first_match(view.instruction, ref))
-        detail = pc.binary_join_element_wise(
-            "refers to media the record lacks: ", pc.fill_null(found, ""), ""
-        )
-        return RuleResult(fail, {"quality_attachment_refs": total}, detail_where(fail, detail))
+
+        def explain(prompt: pa.Array, instruction: pa.Array) -> pa.Array:
+            found = pc.coalesce(first_match(prompt, marker), first_match(instruction, ref))
+            return pc.binary_join_element_wise(
+                "refers to media the record lacks: ", pc.fill_null(found, ""), ""
+            )
+
+        detail = detail_on(fail, explain, prompt, view.instruction)
+        return RuleResult(fail, {"quality_attachment_refs": total}, detail)
