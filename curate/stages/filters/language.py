@@ -449,7 +449,9 @@ class LanguageV4(LanguageV3):
         return self._label_judged(table, judged)
 
     def _ask_the_grammar(self, text: pa.Array, judged: Judgement) -> None:
-        """Make confident, in ``judged``, the leaning rows whose words are the leaned language's."""
+        """Make confident, in ``judged``, the rows leaning outside ``keep`` whose words are those of a
+        language outside it: their margin becomes their evidence (``lang_margin`` then equals
+        ``lang_evidence``, and ``lang_backend`` says ``<backend>:function_words``)."""
         from curate.lib.langid.function_words import speaks_outside
 
         p = self.params
