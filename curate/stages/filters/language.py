@@ -375,11 +375,17 @@ class LanguageV3(LanguageV2):
     params: Params
 
     def label(self, table: pa.Table) -> pa.Table:
-        p = self.params
         text, translation, judged = self._judge_request(table)
+        self._overrule(table, text, translation, judged)
+        return self._label_judged(table, judged)
+
+    def _overrule(
+        self, table: pa.Table, text: pa.Array, translation: pa.Array, judged: Judgement
+    ) -> None:
+        """Second opinions that change ``judged`` before the rows are labeled (v3: the answer)."""
+        p = self.params
         if p.keep and p.answer_check_letters and "output" in table.column_names:
             self._ask_the_answer(table, text, translation, judged)
-        return self._label_judged(table, judged)
 
     def _ask_the_answer(
         self, table: pa.Table, text: pa.Array, translation: pa.Array, judged: Judgement
@@ -439,14 +445,12 @@ class LanguageV4(LanguageV3):
 
     params: Params
 
-    def label(self, table: pa.Table) -> pa.Table:
-        p = self.params
-        text, translation, judged = self._judge_request(table)
-        if p.keep and p.answer_check_letters and "output" in table.column_names:
-            self._ask_the_answer(table, text, translation, judged)
-        if p.keep and p.function_words:
+    def _overrule(
+        self, table: pa.Table, text: pa.Array, translation: pa.Array, judged: Judgement
+    ) -> None:
+        super()._overrule(table, text, translation, judged)
+        if self.params.keep and self.params.function_words:
             self._ask_the_grammar(text, judged)
-        return self._label_judged(table, judged)
 
     def _ask_the_grammar(self, text: pa.Array, judged: Judgement) -> None:
         """Make confident, in ``judged``, the rows leaning outside ``keep`` whose words are those of a
