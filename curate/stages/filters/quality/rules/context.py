@@ -233,24 +233,21 @@ class UrlOnlyInput(Rule):
         fail = url_only
         if self.params.keep_address_tasks:
             fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _ADDRESS_TASK))
-        if self.params.keep_topic_pages:
-            topic = pc.and_not(
-                pc.match_substring_regex(view.input, _TOPIC_PAGE),
-                pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
+        # Addresses that name their page's topic (an encyclopedia entry, a repository, a
+        # reference page), unless the task wants the page's own words.
+        naming = [
+            pattern
+            for keep, pattern in (
+                (self.params.keep_topic_pages, _TOPIC_PAGE),
+                (self.params.keep_repositories, _REPOSITORY),
+                (self.params.keep_reference_pages, _REFERENCE_PAGE),
             )
-            fail = pc.and_not(fail, topic)
-        if self.params.keep_repositories:
-            repository = pc.and_not(
-                pc.match_substring_regex(view.input, _REPOSITORY),
-                pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
-            )
-            fail = pc.and_not(fail, repository)
-        if self.params.keep_reference_pages:
-            reference = pc.and_not(
-                pc.match_substring_regex(view.input, _REFERENCE_PAGE),
-                pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK),
-            )
-            fail = pc.and_not(fail, reference)
+            if keep
+        ]
+        if naming:
+            named = pc.match_substring_regex(view.input, "|".join(f"(?:{p})" for p in naming))
+            wants_text = pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK)
+            fail = pc.and_not(fail, pc.and_not(named, wants_text))
         if self.params.keep_question_writing:
             fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _QUESTION_WRITING))
         if self.params.keep_address_uses:

@@ -18,6 +18,8 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
+from curate.stages.filters.quality.rules import true_where
+
 _WORD = re.compile(r"[a-z]{3,}")
 _NUMBER = re.compile(r"\d+")
 # An answer that is itself an address or an image ("![Edited](https://…)") is not read off one.
@@ -105,11 +107,11 @@ def names_artwork(source: str) -> bool:
 
 
 def rows_where(candidates: pa.Array, test: Callable[..., bool], *columns: pa.Array) -> pa.Array:
-    """A boolean array: ``test(*values)`` on the rows where ``candidates`` is true, false elsewhere."""
-    flags = candidates.to_pylist()
-    lists = [column.to_pylist() for column in columns] if any(flags) else []
-    result = [False] * len(flags)
-    for index, flag in enumerate(flags):
-        if flag:
-            result[index] = test(*(values[index] or "" for values in lists))
-    return pa.array(result, pa.bool_())
+    """A boolean array: ``test(*values)`` (Python values, null as "") on the rows where
+    ``candidates`` is true, false elsewhere."""
+
+    def test_rows(*taken: pa.Array) -> pa.Array:
+        rows = zip(*(column.to_pylist() for column in taken), strict=True)
+        return pa.array([test(*(value or "" for value in row)) for row in rows], pa.bool_())
+
+    return true_where(candidates, test_rows, *columns)
