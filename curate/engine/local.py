@@ -17,6 +17,7 @@ import numpy as np
 from curate.engine.checkpoint import ShardParts, StageDir, read_json
 from curate.engine.executor import Executor, RunResult
 from curate.engine.shards import (
+    apply_shard_copy,
     apply_shards,
     group_pairs,
     process_shard_copy,
@@ -85,6 +86,8 @@ class LocalExecutor(Executor):
             self.reporter.start(f"{label} (fit)", total=batches)
             stage.fit(ShardParts(source, batches))
         self.reporter.start(label, total=batches)
+        if stage.applies_per_shard() and batches > 1 and self.workers > 1:
+            return self._apply_in_parallel(stage, source, target, batches, label)
         return apply_shards(
             stage,
             source,
@@ -92,6 +95,20 @@ class LocalExecutor(Executor):
             batches,
             lambda rows, done: self.reporter.advance(rows, done, batches),
         )
+
+    def _apply_in_parallel(
+        self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
+    ) -> list[dict[str, Any]]:
+        """The shards through copies of the fitted stage on the worker pool (``expand``: its
+        rendering is most of its time); the copies' counts come back into ``stage``."""
+        pristine = pickle.dumps(stage)
+        arguments = [(pristine, source.part(b), target, b) for b in range(batches)]
+        shard_stats = []
+        for done, stats in enumerate(self._map(apply_shard_copy, arguments, label), start=1):
+            shard_stats.append(stats)
+            self.reporter.advance(stats["rows_in"], done, batches)
+        stage.absorb_applied([stats.pop("applied") for stats in shard_stats])
+        return shard_stats
 
     def _fit_in_steps(
         self,

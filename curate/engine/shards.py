@@ -92,6 +92,21 @@ def apply_shards(
     return shard_stats
 
 
+def apply_shard_copy(
+    pristine: bytes, source: RunPath, target: StageDir, batch: int
+) -> dict[str, Any]:
+    """One shard through a fitted global stage's copy (pickled once by the engine, fit
+    included; see :meth:`~GlobalStage.applies_per_shard`), checkpointed; its stats carry what
+    the copy counted under ``applied``."""
+    stage = pickle.loads(pristine)
+    table = read_table(source)
+    started = time.perf_counter()
+    result = stage.apply_shard(table, batch)
+    stats = checkpoint_shard(result, table.num_rows, target, batch, time.perf_counter() - started)
+    stats["applied"] = stage.applied_info()
+    return stats
+
+
 # ------------------------------------------------------------------ band grouping on local disk
 #
 # A global stage that fits in steps (``SplitFitStage``: minhash_dedup) runs its band grouping

@@ -236,6 +236,25 @@ class GlobalStage(Stage):
         self.__dict__.clear()
         self.__dict__.update(fresh.__dict__)
 
+    def applies_per_shard(self) -> bool:
+        """True when a fitted copy of the stage (pickled into another process) can apply any one
+        shard on its own: ``apply_shard(table, batch)`` then gives the rows the in-order ``apply``
+        calls give for that shard, so an engine may apply the shards in parallel, and
+        ``absorb_applied`` takes back what each copy counted (``applied_info``) for the manifest.
+        Default: False (the shards are applied in order, in the engine's process)."""
+        return False
+
+    def apply_shard(self, table: pa.Table, batch: int) -> StageResult:
+        """``apply`` for shard number ``batch`` of the fit, in a copy (see :meth:`applies_per_shard`)."""
+        return self.apply(table)
+
+    def applied_info(self) -> Any:
+        """What this copy counted while applying (picklable), for :meth:`absorb_applied`."""
+        return None
+
+    def absorb_applied(self, infos: list[Any]) -> None:
+        """Add the copies' :meth:`applied_info` to this stage's counts. Default: nothing to add."""
+
     def warms_cache(self) -> bool:
         """True when :meth:`warm_cache` computes part of what ``fit`` needs (embeddings) into the
         run's cache folder, so that an engine can run it on the shards in parallel before

@@ -117,11 +117,17 @@ class ExpandTemplates(GlobalStage):
         return self._expander
 
     def __getstate__(self) -> dict[str, Any]:
-        # Compiled jinja2 templates do not pickle: a copy reloads its families (cached) instead.
-        return {"params": self.params.model_dump()}
+        # Compiled jinja2 templates do not pickle: a copy reloads its families (cached) instead,
+        # and takes what the fit learned (exemplar pools, where each batch's round-robin starts).
+        state: dict[str, Any] = {"params": self.params.model_dump()}
+        if self._expander is not None:
+            state["fitted"] = self._expander.fitted_state()
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["params"])  # type: ignore[misc]
+        if "fitted" in state:
+            self.expander.restore(state["fitted"])
 
     def _make_expander(self, families: list[Family]) -> Expander:
         p = self.params
@@ -163,6 +169,20 @@ class ExpandTemplates(GlobalStage):
         return StageResult(
             result.table, rejected, stage_stats(table.num_rows, result.table.num_rows, rejected)
         )
+
+    def applies_per_shard(self) -> bool:
+        return True
+
+    def apply_shard(self, table: pa.Table, batch: int) -> StageResult:
+        self.expander.seek(batch)
+        return self.apply(table)
+
+    def applied_info(self) -> Any:
+        return self.expander.stats
+
+    def absorb_applied(self, infos: list[Any]) -> None:
+        for stats in infos:
+            self.expander.stats.merge(stats)
 
     def manifest_info(self) -> dict[str, Any]:
         """Templates used, per type, balance, few-shot and pass-through counts (for manifest.json)."""

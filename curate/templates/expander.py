@@ -129,7 +129,34 @@ class Expander:
         # (task, template) -> (positive examples, other candidates), each in seeded order.
         self._pools: dict[tuple[str, int], tuple[list[RecordContext], list[RecordContext]]] = {}
         self.group_totals: Counter[str] = Counter()
+        # Per batch of the fit: where each of its groups' round-robin starts (the group's rows
+        # in earlier batches), so that any one batch can be expanded on its own (``seek``).
+        self._batch_starts: list[dict[str, int]] = []
         self.stats = _Stats()
+
+    # --- state a copy in another process needs ----------------------------------------------
+
+    def fitted_state(self) -> dict[str, Any]:
+        """What ``fit`` learned (few-shot pools, group counts, per-batch starts): picklable."""
+        return {
+            "pools": self._pools,
+            "group_totals": self.group_totals,
+            "batch_starts": self._batch_starts,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`fitted_state` (in a copy of the expander built from the same params)."""
+        self.reset()
+        self._pools = state["pools"]
+        self.group_totals = state["group_totals"]
+        self._batch_starts = state["batch_starts"]
+
+    def seek(self, batch: int) -> None:
+        """Continue the round-robin where batch ``batch`` of the fit started: expanding it then
+        gives the rows the in-order expansion of every batch gives for it."""
+        if not 0 <= batch < len(self._batch_starts):
+            raise IndexError(f"batch {batch} was not seen by fit ({len(self._batch_starts)} were)")
+        self._offsets.update(self._batch_starts[batch])
 
     # --- per batch ---------------------------------------------------------------------------
 
@@ -230,10 +257,14 @@ class Expander:
         seen: Counter[tuple[str, int]] = Counter()
         for batch in batches:
             prep = self.prepare(batch)
+            starts: dict[str, int] = {}
             for code, count in zip(
                 *np.unique(prep.group_codes[prep.group_codes >= 0], return_counts=True), strict=True
             ):
-                self.group_totals[prep.group_names[int(code)]] += int(count)
+                name = prep.group_names[int(code)]
+                starts[name] = self.group_totals[name]
+                self.group_totals[name] += int(count)
+            self._batch_starts.append(starts)
             for t in fs_templates:
                 rows = np.flatnonzero(prep.matrix[:, t])
                 if len(rows) == 0:
@@ -498,6 +529,27 @@ class _Stats:
             self.few_shot_rows += 1
             self.exemplars += shots
         self.shots_dropped += dropped
+
+    def merge(self, other: _Stats) -> None:
+        """Add the counts of ``other`` (another copy's batches) to these."""
+        self.records_in += other.records_in
+        self.templated_records += other.templated_records
+        self.rows_out += other.rows_out
+        self.zero_shot_fallback += other.zero_shot_fallback
+        self.inverted += other.inverted
+        self.few_shot_rows += other.few_shot_rows
+        self.exemplars += other.exemplars
+        self.shots_dropped += other.shots_dropped
+        for mine, theirs in (
+            (self.passthrough, other.passthrough),
+            (self.rejected, other.rejected),
+            (self.templates, other.templates),
+            (self.families, other.families),
+            (self.template_types, other.template_types),
+        ):
+            mine.update(theirs)
+        for group, counter in other.per_group.items():
+            self.per_group.setdefault(group, Counter()).update(counter)
 
     def balance(self, group: str, chosen: np.ndarray, templates: list[Template]) -> None:
         counter = self.per_group.setdefault(group, Counter())

@@ -316,3 +316,33 @@ def test_the_token_budget_counts_with_the_counter_given(tmp_path: Path) -> None:
     assert render(template, ctx, 0, shots, budget).exemplar_ids == ["e0", "e1"]
     by_char = render(template, ctx, 0, shots, budget, len)
     assert by_char.exemplar_ids == [] and by_char.shots_dropped == 2
+
+
+def test_a_copy_of_the_fit_expands_any_batch_on_its_own_as_the_stream_does(
+    tmp_path: Path,
+) -> None:
+    # What lets an engine expand the shards in parallel: a pickled copy of the fitted expander,
+    # told which batch it has (seek), gives that batch's rows of the in-order expansion, and the
+    # copies' counters add up to the in-order ones.
+    import pickle
+
+    families = load_families([family_dir(tmp_path, zero_shot=5, few_shot=True)])
+    batches = [records(37, ("t", "u", "v")), records(23, ("u", "v")), records(41, ("t",))]
+    in_order = Expander(families, seed=4, per_record=2)
+    in_order.fit(batches)
+    expected = [in_order.expand(batch).table for batch in batches]
+    fitted = Expander(families, seed=4, per_record=2)
+    fitted.fit(batches)
+    state = pickle.dumps(fitted.fitted_state())
+    merged = Expander(families, seed=4, per_record=2)
+    merged.restore(pickle.loads(state))
+    for index in (2, 0, 1):  # any order
+        copy = Expander(families, seed=4, per_record=2)
+        copy.restore(pickle.loads(state))
+        copy.seek(index)
+        assert copy.expand(batches[index]).table.equals(expected[index])
+        merged.stats.merge(copy.stats)
+    assert merged.stats.summary() == in_order.stats.summary()
+    assert merged.stats.summary()["few_shot"]["rows"] > 0
+    with pytest.raises(IndexError):
+        merged.seek(3)

@@ -1,0 +1,43 @@
+"""A global stage that applies per shard (``expand``) runs its shards on the worker pool: the
+same bytes and the same manifest counts as applying them in order in the engine's process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from testutils import REPO, run_digests
+
+from curate.engine.local import LocalExecutor
+from curate.recipe import load_recipe
+from curate.stages.expand import ExpandTemplates
+
+
+def expand_entry(manifest: dict) -> dict:  # type: ignore[type-arg]
+    return next(s for s in manifest["stages"] if s["name"].startswith("expand"))
+
+
+def test_expand_on_the_worker_pool_equals_expand_in_order(
+    tmp_path: Path, in_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small shards: the round-robin of a task's templates and its few-shot draws cross shards.
+    recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=16"])
+    pooled: list[str] = []
+    original = LocalExecutor._apply_in_parallel
+
+    def spy(engine: LocalExecutor, stage: ExpandTemplates, *args: object) -> object:
+        pooled.append(stage.name)
+        return original(engine, stage, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalExecutor, "_apply_in_parallel", spy)
+    parallel = LocalExecutor(workers=2).run(recipe, out=tmp_path / "parallel")
+    monkeypatch.setattr(ExpandTemplates, "applies_per_shard", lambda self: False)
+    in_order = LocalExecutor(workers=2).run(recipe, out=tmp_path / "in_order")
+
+    assert run_digests(tmp_path / "parallel") == run_digests(tmp_path / "in_order")
+    expand, reference = expand_entry(parallel.manifest), expand_entry(in_order.manifest)
+    assert expand["rows_out"] > expand["rows_in"] > 16
+    assert expand["info"] == reference["info"]
+    assert expand["dropped"] == reference["dropped"]
+    assert expand["info"]["few_shot"]["rows"] > 0
+    assert pooled == ["expand_v1"]  # the other global stages apply in order
