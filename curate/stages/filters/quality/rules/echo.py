@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from curate.lib.decontam.ngrams import ngram_windows, split_words
+from curate.lib.decontam.ngrams import Words, ngram_windows, split_words, window_starts
 from curate.stages.filters.quality.rules import Rule, RuleParams, RuleResult, TextView, detail_where
 
 
@@ -23,12 +23,52 @@ def bigram_jaccard(left: pa.Array, right: pa.Array) -> np.ndarray:
     n = len(left)
     both = pc.utf8_normalize(pa.concat_arrays([left, right]), "NFKC")
     words = split_words(both, normalize=False)
-    lengths = words.lengths
     ids = pc.dictionary_encode(words.words).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # A bigram is its two word ids, exactly: first * vocab + second; a one-word row's word is
+    # (vocab - 1) * vocab + id, which no bigram is (no word has id vocab - 1). With the row
+    # number in the bits above, one sort per side gives each row's distinct bigrams.
+    vocab = int(ids.max()) + 2 if len(ids) else 2
+    bits = (vocab * vocab).bit_length()
+    if (n << bits) >= (1 << 63):
+        return _hashed_bigram_jaccard(words, ids, n)
+    rows, starts = window_starts(words.offsets, 2)
+    single = np.flatnonzero(words.lengths == 1)
+    rows = np.concatenate([rows, single])
+    grams = np.concatenate(
+        [ids[starts] * vocab + ids[starts + 1], (vocab - 1) * vocab + ids[words.offsets[single]]]
+    )
+    side = rows >= n
+    keys = (np.where(side, rows - n, rows) << bits) | grams
+    left_keys = _distinct(keys[~side])
+    right_keys = _distinct(keys[side])
+    both_sides = np.sort(np.concatenate([left_keys, right_keys]))
+    shared = both_sides[1:][both_sides[1:] == both_sides[:-1]]
+    return _jaccard(
+        np.bincount(left_keys >> bits, minlength=n),
+        np.bincount(right_keys >> bits, minlength=n),
+        np.bincount(shared >> bits, minlength=n),
+    )
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    # np.sort and a mask: np.unique is several times slower on large int64 keys.
+    values = np.sort(values)
+    first = np.ones(len(values), dtype=bool)
+    first[1:] = values[1:] != values[:-1]
+    return values[first]
+
+
+def _jaccard(size_left: np.ndarray, size_right: np.ndarray, shared: np.ndarray) -> np.ndarray:
+    union = size_left + size_right - shared
+    return np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+
+
+def _hashed_bigram_jaccard(words: Words, ids: np.ndarray, n: int) -> np.ndarray:
+    """:func:`bigram_jaccard` through 64-bit bigram hashes, for batches whose rows and
+    vocabulary do not fit exact keys in 63 bits."""
     bigrams = ngram_windows(words, 2, ids)
     unigrams = ngram_windows(words, 1, ids)
-    # Rows with one word compare that word; longer rows compare bigrams.
-    use_uni = lengths[unigrams.rows] == 1
+    use_uni = words.lengths[unigrams.rows] == 1
     rows = np.concatenate([bigrams.rows, unigrams.rows[use_uni]])
     hashes = np.concatenate([bigrams.hashes, unigrams.hashes[use_uni]])
     side = rows >= n
@@ -39,14 +79,13 @@ def bigram_jaccard(left: pa.Array, right: pa.Array) -> np.ndarray:
     new = np.ones(len(pair), dtype=bool)
     new[1:] = (pair[1:] != pair[:-1]) | (hashes[1:] != hashes[:-1]) | (side[1:] != side[:-1])
     pair, side, hashes = pair[new], side[new], hashes[new]
-    size_left = np.bincount(pair[~side], minlength=n)
-    size_right = np.bincount(pair[side], minlength=n)
     shared = np.zeros(n, dtype=np.int64)
     if len(pair) > 1:
         same = (pair[1:] == pair[:-1]) & (hashes[1:] == hashes[:-1])
         shared = np.bincount(pair[1:][same], minlength=n)
-    union = size_left + size_right - shared
-    return np.where(union > 0, shared / np.maximum(union, 1), 0.0)
+    return _jaccard(
+        np.bincount(pair[~side], minlength=n), np.bincount(pair[side], minlength=n), shared
+    )
 
 
 class Echo(Rule):
