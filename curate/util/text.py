@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Collection, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -13,6 +15,13 @@ ASSISTANT_ROLES: tuple[str, ...] = ("assistant",)
 
 # Punctuation and symbols folded to spaces for matching keys (exact and near dedup, decontamination).
 _FOLD = r"[\p{P}\p{S}\s]+"
+# What _FOLD matches among ASCII characters (RE2's \s is [\t\n\f\r ]: not \v), by byte; a
+# test checks it against the regex character by character.
+_FOLDED_ASCII = np.zeros(256, dtype=bool)
+_FOLDED_ASCII[[ord(c) for c in string.punctuation + "\t\n\f\r "]] = True
+# RE2's \s, by byte: what separates the words of count_words.
+_SPACE_BYTES = np.zeros(256, dtype=bool)
+_SPACE_BYTES[[ord(c) for c in "\t\n\f\r "]] = True
 # ...but not the symbols that carry meaning, spelled out first so that "What is C++?", "What is C#?"
 # and "What is C?" stay three questions, and so do "2+2" and "2*2": a language name's suffix, and an
 # operator between two numbers.
@@ -42,8 +51,94 @@ def matching_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
         for pattern, replacement in _MEANINGFUL_SYMBOLS:
             spelled = pc.replace_substring_regex(spelled, pattern, replacement)
         values = pc.replace_with_mask(values, has_symbol, spelled)
-    values = pc.replace_substring_regex(values, _FOLD, " ")
-    return pc.utf8_trim_whitespace(values)
+    return pc.utf8_trim_whitespace(fold_punctuation(values))
+
+
+def fold_punctuation(values: pa.Array) -> pa.Array:
+    """Every run of punctuation, symbols and whitespace as one space (``_FOLD``): on ASCII rows
+    by byte (numpy), on the others by the regex. Same strings as the regex on every row."""
+    if len(values) == 0 or values.null_count:
+        return pc.replace_substring_regex(values, _FOLD, " ")
+    ascii_rows = pc.string_is_ascii(values)
+    ascii_count = pc.sum(ascii_rows).as_py() or 0
+    if ascii_count == len(values):
+        return _fold_ascii(values)
+    if ascii_count < len(values) // 4:
+        return pc.replace_substring_regex(values, _FOLD, " ")
+    mask = np.asarray(ascii_rows.to_numpy(zero_copy_only=False), dtype=bool)
+    plain, other = np.flatnonzero(mask), np.flatnonzero(~mask)
+    folded = pa.concat_arrays(
+        [
+            _fold_ascii(values.take(pa.array(plain))),
+            pc.replace_substring_regex(values.take(pa.array(other)), _FOLD, " "),
+        ]
+    )
+    position = np.empty(len(values), dtype=np.int64)
+    position[np.concatenate([plain, other])] = np.arange(len(values))
+    return folded.take(pa.array(position))
+
+
+def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets from 0, bytes) of a string or large_string array without nulls."""
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[
+        values.offset : values.offset + len(values) + 1
+    ].astype(np.int64)
+    data = (
+        np.frombuffer(buffers[2], dtype=np.uint8)
+        if buffers[2] is not None
+        else np.zeros(0, dtype=np.uint8)
+    )
+    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
+
+
+def _fold_ascii(values: pa.Array) -> pa.Array:
+    offsets, data = _string_buffers(values)
+    folded = _FOLDED_ASCII[data]
+    # A byte continues a run when the byte before it, in the same row, is folded too.
+    continues = np.zeros(len(data), dtype=bool)
+    continues[1:] = folded[:-1]
+    row_starts = offsets[:-1][offsets[:-1] < len(data)]
+    continues[row_starts] = False
+    dropped = np.flatnonzero(folded & continues)
+    text = np.where(folded, np.uint8(ord(" ")), data)
+    text = np.delete(text, dropped)
+    new_offsets = offsets - np.searchsorted(dropped, offsets)
+    offset_type = pa.int64() if pa.types.is_large_string(values.type) else pa.int32()
+    return pa.Array.from_buffers(
+        values.type,
+        len(values),
+        [
+            None,
+            pa.py_buffer(new_offsets.astype(offset_type.to_pandas_dtype())),
+            pa.py_buffer(text),
+        ],
+    )
+
+
+def count_words(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    r"""Per row: runs of characters other than RE2's ``\s`` (``[\t\n\f\r ]``), as the regex
+    ``\S+`` counts them (same numbers, same type, null for null), by byte with numpy."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    count_type = pa.int64() if pa.types.is_large_string(values.type) else pa.int32()
+    if len(values) == 0:
+        return pa.array([], count_type)
+    filled = pc.fill_null(values, "") if values.null_count else values
+    offsets, data = _string_buffers(filled)
+    space = _SPACE_BYTES[data]
+    begins = ~space
+    begins[1:] &= space[:-1]
+    row_starts = offsets[:-1][offsets[:-1] < len(data)]
+    begins[row_starts] = ~space[row_starts]
+    counts = np.diff(np.searchsorted(np.flatnonzero(begins), offsets))
+    mask = (
+        np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
+        if values.null_count
+        else None
+    )
+    return pa.array(counts, count_type, mask=mask)
 
 
 def record_text(

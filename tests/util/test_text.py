@@ -162,3 +162,71 @@ def test_matching_text_keeps_symbols_that_carry_meaning() -> None:
     # Case, spacing and ordinary punctuation still fold.
     same = matching_text(pa.array(["what is c++", "WHAT IS  C++ ?", "Compute 2 + 2!"])).to_pylist()
     assert same[0] == same[1] and same[2] == folded[3]
+
+
+# --- the byte-level (numpy) paths give what the regexes give -----------------------------------
+
+_PIECES = ["a", "Bb", "é", "日本", " ", "  ", "\t", "\n", "\v", "\f", "\r", "\u3000", "\xa0"]
+_PIECES += [",", "...", "!?", "$", "+", "C++", "-", "_", "~", "«", "»", "—", "'", '"', "(x)"]
+
+
+def _random_texts(count: int, seed: int, ascii_only: bool = False) -> list[str | None]:
+    import random
+
+    rng = random.Random(seed)
+    pieces = [p for p in _PIECES if p.isascii()] if ascii_only else _PIECES
+    texts: list[str | None] = []
+    for _ in range(count):
+        if rng.random() < 0.03:
+            texts.append(None)
+            continue
+        texts.append("".join(rng.choice(pieces) for _ in range(rng.choice([0, 1, 2, 5, 20]))))
+    return texts
+
+
+def test_the_ascii_fold_table_is_what_the_regex_folds() -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import _FOLD, _FOLDED_ASCII
+
+    chars = [chr(i) for i in range(128)]
+    folded = pc.replace_substring_regex(pa.array([f"a{c}a" for c in chars]), _FOLD, " ")
+    by_regex = [text == "a a" for text in folded.to_pylist()]
+    assert by_regex == _FOLDED_ASCII[:128].tolist()
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+@pytest.mark.parametrize("large", [False, True])
+def test_fold_punctuation_equals_the_regex(ascii_only: bool, large: bool) -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import _FOLD, fold_punctuation
+
+    texts = [t or "" for t in _random_texts(4000, 3, ascii_only)]
+    values = pa.array(texts, pa.large_string() if large else pa.string())
+    # sliced: the buffers' offsets do not start at zero
+    for array in (values, values.slice(37, 2000)):
+        expected = pc.replace_substring_regex(array, _FOLD, " ")
+        assert fold_punctuation(array).equals(expected)
+    mixed = pa.array(["a, b", "é, é", "x  y", "", "¿qué?"] * 10)  # some rows ASCII, some not
+    assert fold_punctuation(mixed).equals(pc.replace_substring_regex(mixed, _FOLD, " "))
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_count_words_equals_the_regex(large: bool) -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import count_words
+
+    values = pa.array(_random_texts(4000, 5), pa.large_string() if large else pa.string())
+    for array in (values, values.slice(11, 3000), pa.chunked_array([values[:5], values[5:]])):
+        expected = pc.count_substring_regex(array, r"\S+")
+        got = count_words(array)
+        assert got.equals(expected if isinstance(expected, pa.Array) else expected.combine_chunks())
+    assert count_words(pa.array(["", " a  b ", None, "日本\u3000語", "\va"])).to_pylist() == [
+        0,
+        2,
+        None,
+        1,
+        1,
+    ]

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curate.errors import StageError
-from curate.util.text import ASSISTANT_ROLES, matching_text, record_text
+from curate.util.text import ASSISTANT_ROLES, count_words, matching_text, record_text
 
 _NULL_STR = pa.scalar(None, pa.string())
 
@@ -123,7 +123,7 @@ class TextView:
 
 
 def _word_counts(values: pa.Array) -> pa.Array:
-    return pc.count_substring_regex(values, r"\S+")
+    return count_words(values)  # as pc.count_substring_regex(values, r"\S+"), faster
 
 
 class Rule:
