@@ -94,27 +94,84 @@ def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fold_ascii(values: pa.Array) -> pa.Array:
+    return _collapse_runs(values, _FOLDED_ASCII)
+
+
+def collapse_whitespace(values: pa.Array) -> pa.Array:
+    """Every run of RE2's ``\\s`` as one space: what ``replace_substring_regex(values, r"\\s+",
+    " ")`` gives, by byte (``\\s`` is ASCII only, so UTF-8 text needs no special case)."""
+    if values.null_count:
+        return pc.replace_substring_regex(values, r"\s+", " ")
+    return _collapse_runs(values, _SPACE_BYTES)
+
+
+def _collapse_runs(values: pa.Array, byte_class: np.ndarray) -> pa.Array:
+    """Each run of bytes in ``byte_class`` (ASCII bytes only) as one space, runs ending at row
+    ends. ``values`` has no nulls."""
+    if len(values) == 0:
+        return values
     offsets, data = _string_buffers(values)
-    folded = _FOLDED_ASCII[data]
+    folded = byte_class[data]
     # A byte continues a run when the byte before it, in the same row, is folded too.
     continues = np.zeros(len(data), dtype=bool)
     continues[1:] = folded[:-1]
-    row_starts = offsets[:-1][offsets[:-1] < len(data)]
-    continues[row_starts] = False
+    continues[_row_starts(offsets, len(data))] = False
     dropped = np.flatnonzero(folded & continues)
     text = np.where(folded, np.uint8(ord(" ")), data)
-    text = np.delete(text, dropped)
+    if len(dropped):
+        text = np.delete(text, dropped)
     new_offsets = offsets - np.searchsorted(dropped, offsets)
-    offset_type = pa.int64() if pa.types.is_large_string(values.type) else pa.int32()
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
     return pa.Array.from_buffers(
         values.type,
         len(values),
-        [
-            None,
-            pa.py_buffer(new_offsets.astype(offset_type.to_pandas_dtype())),
-            pa.py_buffer(text),
-        ],
+        [None, pa.py_buffer(new_offsets.astype(offset_type)), pa.py_buffer(text)],
     )
+
+
+def _row_starts(offsets: np.ndarray, size: int) -> np.ndarray:
+    return offsets[:-1][offsets[:-1] < size]
+
+
+def _per_row(marks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """How many marked bytes each row holds (int64)."""
+    counts = np.add.reduceat(np.append(marks, False), offsets[:-1], dtype=np.int64)
+    counts[offsets[1:] == offsets[:-1]] = 0  # reduceat gives an empty row the next byte
+    return counts
+
+
+# Character classes whose matches on ASCII text are single bytes of a table (a test checks each
+# against RE2 on every ASCII character).
+ASCII_LETTERS = np.zeros(256, dtype=bool)
+ASCII_LETTERS[[ord(c) for c in string.ascii_letters]] = True
+
+
+def count_class(values: pa.Array, pattern: str, ascii_class: np.ndarray, runs: bool) -> np.ndarray:
+    """``pc.count_substring_regex(values, pattern)`` as int64 (0 for null), where ``pattern``
+    matches, on ASCII text, one byte of ``ascii_class`` (``runs`` False: ``\\pL``) or a longest
+    run of them (``runs`` True: ``\\p{Latin}+``): ASCII rows by byte, the others by the regex."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = pc.fill_null(values, "") if values.null_count else values
+    ascii_rows = np.asarray(pc.string_is_ascii(values).to_numpy(zero_copy_only=False), dtype=bool)
+    counts = np.zeros(len(values), dtype=np.int64)
+    other = np.flatnonzero(~ascii_rows)
+    if len(other):
+        subset = values if len(other) == len(values) else values.take(pa.array(other))
+        found = pc.count_substring_regex(subset, pattern).to_numpy(zero_copy_only=False)
+        counts[other] = found
+    if len(other) < len(values):
+        offsets, data = _string_buffers(values)
+        marks = ascii_class[data]
+        if runs:
+            begins = marks.copy()
+            begins[1:] &= ~marks[:-1]
+            starts = _row_starts(offsets, len(data))
+            begins[starts] = marks[starts]
+            marks = begins
+        # Non-ASCII rows' bytes are counted too, then overwritten by their regex counts.
+        counts[ascii_rows] = _per_row(marks, offsets)[ascii_rows]
+    return counts
 
 
 def count_words(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -130,9 +187,9 @@ def count_words(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     space = _SPACE_BYTES[data]
     begins = ~space
     begins[1:] &= space[:-1]
-    row_starts = offsets[:-1][offsets[:-1] < len(data)]
+    row_starts = _row_starts(offsets, len(data))
     begins[row_starts] = ~space[row_starts]
-    counts = np.diff(np.searchsorted(np.flatnonzero(begins), offsets))
+    counts = _per_row(begins, offsets)
     mask = (
         np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
         if values.null_count

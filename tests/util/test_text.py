@@ -230,3 +230,43 @@ def test_count_words_equals_the_regex(large: bool) -> None:
         1,
         1,
     ]
+
+
+@pytest.mark.parametrize("pattern", [r"\pL", r"\p{Latin}"])
+def test_the_ascii_letter_table_is_what_the_regex_matches(pattern: str) -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import ASCII_LETTERS
+
+    chars = pa.array([chr(i) for i in range(128)])
+    by_regex = pc.match_substring_regex(chars, pattern).to_pylist()
+    assert by_regex == ASCII_LETTERS[:128].tolist()
+
+
+@pytest.mark.parametrize(("pattern", "runs"), [(r"\pL", False), (r"\p{Latin}+", True)])
+def test_count_class_equals_the_regex(pattern: str, runs: bool) -> None:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from curate.util.text import ASCII_LETTERS, count_class
+
+    for ascii_only in (True, False):
+        values = pa.array(_random_texts(4000, 9, ascii_only))
+        for array in (values, values.slice(21, 3000)):
+            expected = pc.count_substring_regex(pc.fill_null(array, ""), pattern)
+            got = count_class(array, pattern, ASCII_LETTERS, runs=runs)
+            assert np.array_equal(got, expected.to_numpy(zero_copy_only=False))
+    assert count_class(pa.array(["ab cd", "", "é a"]), pattern, ASCII_LETTERS, runs).tolist() == (
+        [2, 0, 2] if runs else [4, 0, 2]
+    )
+
+
+def test_collapse_whitespace_equals_the_regex() -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import collapse_whitespace
+
+    values = pa.array([t or "" for t in _random_texts(4000, 11)])
+    for array in (values, values.slice(5, 3500)):
+        expected = pc.replace_substring_regex(array, r"\s+", " ")
+        assert collapse_whitespace(array).equals(expected)

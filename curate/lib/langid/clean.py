@@ -5,12 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.util.text import collapse_whitespace
+
 _FENCED = r"(?s)```.*?(?:```|$)"
 _INLINE_CODE = r"`[^`\n]{1,200}`"
 _URL = r"(?i)\b(?:https?://|www\.)\S+"
 _EMAIL = r"[\w.+-]+@[\w-]+\.[\w.-]+"
 _HTML_TAG = r"</?[A-Za-z][^<>]{0,200}>"
-_SPACE = r"\s+"
 
 
 def prose(values: pa.Array, max_chars: int) -> pa.Array:
@@ -20,7 +21,7 @@ def prose(values: pa.Array, max_chars: int) -> pa.Array:
     out = pc.fill_null(values, "")
     for pattern in (_FENCED, _INLINE_CODE, _URL, _EMAIL, _HTML_TAG):
         out = pc.replace_substring_regex(out, pattern, " ")
-    out = pc.utf8_trim_whitespace(pc.replace_substring_regex(out, _SPACE, " "))
+    out = pc.utf8_trim_whitespace(collapse_whitespace(out))  # r"\s+" -> " ", by byte
     if max_chars > 0:
         out = pc.utf8_slice_codeunits(out, 0, max_chars)
     return out

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from curate.lib.langid import UND, Backend, screen
 from curate.lib.langid.clean import prose
+from curate.util.text import collapse_whitespace
 
 # Quoted material: what the request is about, not what it is written in.
 _QUOTED = r'"[^"\n]{0,400}"|“[^”\n]{0,400}”|«[^»\n]{0,400}»|„[^“”\n]{0,400}[“”]'
@@ -36,7 +37,6 @@ _NUMBERS = r"[\d+\-*/^=<>%×÷.,()\[\]]+(?:\s+[\d+\-*/^=<>%×÷.,()\[\]]+)*"
 # Capitalized words after a lower-case word: names (a German noun after an article is lost too,
 # which long German text survives: long non-English is still removed at 99.8 %).
 _NAMES = r"(\p{Ll}[,;]? )\p{Lu}\p{L}*(?: \p{Lu}\p{L}*)*"
-_SPACE = r"\s+"
 # A word or phrase asked about ("What does zan zendegi azadi mean?", "the word 'hygge'"): the
 # request mentions it, in whatever language it is, and is written in the words around it.
 _MENTION = (
@@ -61,7 +61,7 @@ def request_prose(
     out = pc.replace_substring_regex(out, _LIST, ":")
     out = pc.replace_substring_regex(out, _NAMES, "\\1 ")
     out = pc.replace_substring_regex(out, _NUMBERS, " ")
-    out = pc.utf8_trim_whitespace(pc.replace_substring_regex(out, _SPACE, " "))
+    out = pc.utf8_trim_whitespace(collapse_whitespace(out))  # r"\s+" -> " ", by byte
     if max_chars > 0:
         out = pc.utf8_slice_codeunits(out, 0, max_chars)
     return out

@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.util.text import ASCII_LETTERS, count_class
+
 # Scripts used by a single language among those the detectors know.
 SINGLE_LANGUAGE_SCRIPTS: dict[str, str] = {
     "Thai": "th",
@@ -62,8 +64,9 @@ def _count(values: pa.Array, pattern: str) -> np.ndarray:
 
 def count_scripts(values: pa.Array) -> ScriptCounts:
     n = len(values)
-    letters = _count(values, r"\pL")
-    latin_words = _count(values, r"\p{Latin}+")
+    # On ASCII rows both are counted by byte (numpy); the regex runs on the other rows.
+    letters = count_class(values, r"\pL", ASCII_LETTERS, runs=False)
+    latin_words = count_class(values, r"\p{Latin}+", ASCII_LETTERS, runs=True)
     han = np.zeros(n, np.int64)
     kana = np.zeros(n, np.int64)
     hangul = np.zeros(n, np.int64)

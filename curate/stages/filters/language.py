@@ -28,7 +28,13 @@ from curate.lib.langid import UND, identify, known_languages
 from curate.lib.langid.request import Judgement, judge, request_prose
 from curate.stages.base import Decision, FilterStage, StageParams, StageResult, apply_decision
 from curate.util.arrow import with_columns
-from curate.util.text import ASSISTANT_ROLES, PROMPT_ROLES, record_text
+from curate.util.text import (
+    ASCII_LETTERS,
+    ASSISTANT_ROLES,
+    PROMPT_ROLES,
+    count_class,
+    record_text,
+)
 
 TextField = Literal["instruction", "input", "output", "messages"]
 _NULL = pa.scalar(None, pa.string())
@@ -304,7 +310,9 @@ class LanguageV2(Language):
             )
         text = request_prose(request, p.max_chars, mentions=self._mentions)
         for name in p.fallback_fields:
-            short = pc.less(pc.count_substring_regex(text, r"\pL"), p.request_min_letters)
+            short = pa.array(
+                count_class(text, r"\pL", ASCII_LETTERS, runs=False) < p.request_min_letters
+            )
             if name in ("output", "messages"):
                 short = pc.and_not(short, translation)
             if not pc.any(short).as_py():
@@ -398,8 +406,8 @@ class LanguageV3(LanguageV2):
         )
         if not len(outside):
             return
-        letters = pc.count_substring_regex(pc.take(text, pa.array(outside)), r"\pL")
-        candidates = outside[letters.to_numpy(zero_copy_only=False) < p.answer_check_letters]
+        letters = count_class(pc.take(text, pa.array(outside)), r"\pL", ASCII_LETTERS, runs=False)
+        candidates = outside[letters < p.answer_check_letters]
         if not len(candidates):
             return
         rows = pa.array(candidates)
