@@ -232,8 +232,7 @@ class Expander:
             prep.group_codes = codes
             return
         packed = np.packbits(prep.matrix[active], axis=1)
-        pools, pool_codes = np.unique(packed, axis=0, return_inverse=True)
-        pool_codes = pool_codes.reshape(-1)
+        pools, pool_codes = unique_rows(packed)
         pool_templates = [np.flatnonzero(np.unpackbits(p)[: len(self.templates)]) for p in pools]
         combined = prep.task_codes[active] * len(pools) + pool_codes
         uniq, inverse = np.unique(combined, return_inverse=True)
@@ -493,6 +492,24 @@ class Expander:
         )
         out = _set(out, "parent_id", parents)
         return _set(out, "id", compute_ids(out))
+
+
+def unique_rows(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(packed, axis=0, return_inverse=True)`` for a 2-D uint8 array, the same rows in
+    the same order, an order of magnitude faster: each row as big-endian 64-bit words (whose
+    order as numbers is the rows' byte order), one lexsort."""
+    rows, width = packed.shape
+    words = -(-width // 8)
+    padded = np.zeros((rows, words * 8), np.uint8)
+    padded[:, :width] = packed
+    keys = padded.view(">u8").astype(np.uint64)
+    order = np.lexsort(keys.T[::-1])  # lexsort's last key is the primary one
+    ordered = keys[order]
+    first = np.ones(rows, dtype=bool)
+    first[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    inverse = np.empty(rows, dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return packed[order[first]], inverse
 
 
 def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:

@@ -346,3 +346,20 @@ def test_a_copy_of_the_fit_expands_any_batch_on_its_own_as_the_stream_does(
     assert merged.stats.summary()["few_shot"]["rows"] > 0
     with pytest.raises(IndexError):
         merged.seek(3)
+
+
+@pytest.mark.parametrize("width", [1, 8, 10, 17])
+def test_unique_rows_is_numpys_unique_over_rows(width: int) -> None:
+    import numpy as np
+
+    from curate.templates.expander import unique_rows
+
+    rng = np.random.default_rng(width)
+    bits = rng.random((5000, width * 8)) < 0.05
+    bits[:, ::3] |= rng.random((5000, 1)) < 0.5  # repeated patterns
+    packed = np.packbits(bits, axis=1)
+    expected, inverse = np.unique(packed, axis=0, return_inverse=True)
+    rows, codes = unique_rows(packed)
+    assert np.array_equal(rows, expected)
+    assert np.array_equal(codes, inverse.reshape(-1))
+    assert len(rows) < len(packed)
