@@ -360,22 +360,28 @@ class MinHashDedup(SplitFitStage):
             else:
                 self._shingles.add_missing(n)
             self._add_field_words(batch)
+            self.collect_requests(batch)
         else:
-            self._add_candidates(batch, hasher, candidates)
+            rows = self._add_candidates(batch, hasher, candidates)
+            self.collect_requests(batch.take(pa.array(rows)), rows + self._n)
         self._ids.append(_as_array(batch.column("id")))
         self._keys.add_batch(batch)
         self._n += n
-        self.collect_requests(batch)
 
-    def collect_requests(self, batch: pa.Table) -> None:
-        """Hook for a version that checks pairs on the requests' text (v3); default: nothing."""
+    def collect_requests(self, batch: pa.Table, docs: np.ndarray | None = None) -> None:
+        """Hook for a version that checks pairs on the requests' text (v3); default: nothing.
+        ``docs``: the global numbers of ``batch``'s rows when it holds only some documents
+        (fit_pairs: the candidates); None: ``batch`` is every document of the next batch."""
 
     def pair_guard(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
         """Which verified pairs (u[i], v[i]) may stay duplicates; None: all of them."""
         return None
 
-    def _add_candidates(self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray) -> None:
-        """Shingle sets / signatures / field word sets of the batch's candidate documents."""
+    def _add_candidates(
+        self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray
+    ) -> np.ndarray:
+        """Shingle sets / signatures / field word sets of the batch's candidate documents; their
+        rows in the batch."""
         n = batch.num_rows
         lo, hi = np.searchsorted(candidates, [self._n, self._n + n])
         rows = candidates[lo:hi] - self._n
@@ -387,6 +393,7 @@ class MinHashDedup(SplitFitStage):
             self._shingles.add_missing(n)
             self._sigs.append(hasher.from_hashes(hashes, counts))
         self._add_field_words(subset, rows, n)
+        return rows
 
     def _add_field_words(
         self, batch: pa.Table, rows: np.ndarray | None = None, n: int | None = None
@@ -724,18 +731,33 @@ class MinHashDedupV3(MinHashDedupV2):
     def _reset(self) -> None:
         super()._reset()
         self._requests: list[pa.Array] = []
+        # The documents whose requests are kept, when only candidates' are (fit_pairs: at 10M
+        # rows every instruction and input would be gigabytes); None: every document's.
+        self._request_docs: list[np.ndarray] | None = None
 
-    def collect_requests(self, batch: pa.Table) -> None:
-        if self.params.minimal_pairs:
-            self._requests.append(_text_column(batch, "instruction"))
+    def collect_requests(self, batch: pa.Table, docs: np.ndarray | None = None) -> None:
+        if not self.params.minimal_pairs:
+            return
+        if docs is not None:
+            if self._request_docs is None:
+                self._request_docs = []
+            self._request_docs.append(docs)
+        self._requests.append(_text_column(batch, "instruction"))
+
+    def request_rows(self, docs: np.ndarray) -> pa.Array:
+        """Where the requests of ``docs`` (global numbers, not references) are kept."""
+        if self._request_docs is None:
+            return pa.array(np.maximum(docs - self._n_ref, 0))
+        kept = np.concatenate(self._request_docs)
+        return pa.array(np.minimum(np.searchsorted(kept, docs), max(len(kept) - 1, 0)))
 
     def pair_guard(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
         if not self.params.minimal_pairs or not self._requests:
             return None
         requests = pa.chunked_array(self._requests, pa.string())
         n_ref = self._n_ref
-        first = requests.take(pa.array(np.maximum(u - n_ref, 0))).to_pylist()
-        second = requests.take(pa.array(np.maximum(v - n_ref, 0))).to_pylist()
+        first = requests.take(self.request_rows(u)).to_pylist()
+        second = requests.take(self.request_rows(v)).to_pylist()
         return np.array(
             [
                 a < n_ref or b < n_ref or contrast(x, y) is None
@@ -760,8 +782,8 @@ class MinHashDedupV4(MinHashDedupV3):
         super()._reset()
         self._materials: list[pa.Array] = []
 
-    def collect_requests(self, batch: pa.Table) -> None:
-        super().collect_requests(batch)
+    def collect_requests(self, batch: pa.Table, docs: np.ndarray | None = None) -> None:
+        super().collect_requests(batch, docs)
         if self.params.minimal_pairs:
             self._materials.append(_text_column(batch, "input"))
 
@@ -769,7 +791,7 @@ class MinHashDedupV4(MinHashDedupV3):
         if not self.params.minimal_pairs or not self._requests:
             return None
         n_ref = self._n_ref
-        at_u, at_v = pa.array(np.maximum(u - n_ref, 0)), pa.array(np.maximum(v - n_ref, 0))
+        at_u, at_v = self.request_rows(u), self.request_rows(v)
         requests = pa.chunked_array(self._requests, pa.string())
         materials = pa.chunked_array(self._materials, pa.string())
         return np.array(

@@ -712,3 +712,48 @@ def test_v4_sees_the_shared_passage_and_a_changed_ask() -> None:
     # The same request about the same passage is still a duplicate.
     again = records([{"output": "An answer.", **rows[0]}] * 2)
     assert MinHashDedupV4().run(again).rejected.num_rows == 1
+
+
+def test_fit_in_steps_keeps_only_the_candidates_requests_and_guards_the_same_pairs() -> None:
+    # minhash_dedup_v4 checks minimal pairs on the requests' text: fit in steps keeps the text of
+    # candidate documents only (at 10M rows every instruction and input are gigabytes), and
+    # decides exactly as the whole fit, minimal pairs included.
+    table, _ = planted_corpus(seed=8, bases=80)
+    story = " ".join(f"word{i}" for i in range(60))
+    pairs = records(
+        [
+            {"instruction": f"Describe the official policy {story}", "output": "a"},
+            {"instruction": f"Describe the unofficial policy {story}", "output": "b"},
+            {"instruction": f"Summarize the report {story} carefully", "output": "c"},
+            {"instruction": f"Summarize the report {story} carefully!", "output": "d"},
+        ]
+    )
+    rng = random.Random(3)
+    vocabulary = [f"term{i}" for i in range(500)]
+    unique = records(
+        [
+            {"instruction": " ".join(rng.sample(vocabulary, 12)), "output": str(i)}
+            for i in range(150)
+        ]
+    )
+    table = pa.concat_tables([table.slice(0, 40), pairs, unique, table.slice(40)])
+    batches = [table.slice(start, 31) for start in range(0, table.num_rows, 31)]
+    whole = get_stage("minhash_dedup")()
+    assert whole.name == "minhash_dedup_v4"
+    whole.fit(batches)
+    expected = [whole.apply(batch) for batch in batches]
+    removed = pa.concat_tables([r.rejected for r in expected]).column("id").to_pylist()
+    ids = pairs.column("id").to_pylist()
+    assert ids[3] in removed or ids[2] in removed  # a near duplicate
+    assert ids[0] not in removed and ids[1] not in removed  # a minimal pair
+
+    split = get_stage("minhash_dedup")()
+    fit_in_steps(split, batches, 3)
+    for batch, result in zip(batches, expected, strict=True):
+        kept, rejected = split.apply(batch)
+        assert kept.equals(result.kept) and rejected.equals(result.rejected)
+    kept_requests = sum(len(chunk) for chunk in split._requests)
+    assert split._request_docs is not None
+    assert kept_requests == len(np.concatenate(split._request_docs)) < table.num_rows // 2
+    assert whole._request_docs is None
+    assert sum(len(chunk) for chunk in whole._requests) == table.num_rows
