@@ -55,27 +55,16 @@ def matching_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def fold_punctuation(values: pa.Array) -> pa.Array:
-    """Every run of punctuation, symbols and whitespace as one space (``_FOLD``): on ASCII rows
-    by byte (numpy), on the others by the regex. Same strings as the regex on every row."""
+    """Every run of punctuation, symbols and whitespace as one space (``_FOLD``): by byte (numpy),
+    which is right on ASCII rows, then the regex on the others. The regex's strings on every row."""
     if len(values) == 0 or values.null_count:
         return pc.replace_substring_regex(values, _FOLD, " ")
-    ascii_rows = pc.string_is_ascii(values)
-    ascii_count = pc.sum(ascii_rows).as_py() or 0
-    if ascii_count == len(values):
-        return _fold_ascii(values)
-    if ascii_count < len(values) // 4:
-        return pc.replace_substring_regex(values, _FOLD, " ")
-    mask = np.asarray(ascii_rows.to_numpy(zero_copy_only=False), dtype=bool)
-    plain, other = np.flatnonzero(mask), np.flatnonzero(~mask)
-    folded = pa.concat_arrays(
-        [
-            _fold_ascii(values.take(pa.array(plain))),
-            pc.replace_substring_regex(values.take(pa.array(other)), _FOLD, " "),
-        ]
-    )
-    position = np.empty(len(values), dtype=np.int64)
-    position[np.concatenate([plain, other])] = np.arange(len(values))
-    return folded.take(pa.array(position))
+    folded = _collapse_runs(values, _FOLDED_ASCII)
+    other = pc.invert(pc.string_is_ascii(values))
+    if pc.any(other).as_py():
+        by_regex = pc.replace_substring_regex(values.filter(other), _FOLD, " ")
+        folded = pc.replace_with_mask(folded, other, by_regex)
+    return folded
 
 
 def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -91,10 +80,6 @@ def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         else np.zeros(0, dtype=np.uint8)
     )
     return offsets - offsets[0], data[offsets[0] : offsets[-1]]
-
-
-def _fold_ascii(values: pa.Array) -> pa.Array:
-    return _collapse_runs(values, _FOLDED_ASCII)
 
 
 def collapse_whitespace(values: pa.Array) -> pa.Array:

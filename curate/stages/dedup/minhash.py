@@ -362,8 +362,7 @@ class MinHashDedup(SplitFitStage):
             self._add_field_words(batch)
             self.collect_requests(batch)
         else:
-            rows = self._add_candidates(batch, hasher, candidates)
-            self.collect_requests(batch.take(pa.array(rows)), rows + self._n)
+            self._add_candidates(batch, hasher, candidates)
         self._ids.append(_as_array(batch.column("id")))
         self._keys.add_batch(batch)
         self._n += n
@@ -377,11 +376,9 @@ class MinHashDedup(SplitFitStage):
         """Which verified pairs (u[i], v[i]) may stay duplicates; None: all of them."""
         return None
 
-    def _add_candidates(
-        self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray
-    ) -> np.ndarray:
-        """Shingle sets / signatures / field word sets of the batch's candidate documents; their
-        rows in the batch."""
+    def _add_candidates(self, batch: pa.Table, hasher: MinHasher, candidates: np.ndarray) -> None:
+        """Shingle sets / signatures / field word sets / requests of the batch's candidate
+        documents (``self._n``: the global number of the batch's first row)."""
         n = batch.num_rows
         lo, hi = np.searchsorted(candidates, [self._n, self._n + n])
         rows = candidates[lo:hi] - self._n
@@ -393,7 +390,7 @@ class MinHashDedup(SplitFitStage):
             self._shingles.add_missing(n)
             self._sigs.append(hasher.from_hashes(hashes, counts))
         self._add_field_words(subset, rows, n)
-        return rows
+        self.collect_requests(subset, rows + self._n)
 
     def _add_field_words(
         self, batch: pa.Table, rows: np.ndarray | None = None, n: int | None = None
