@@ -97,11 +97,8 @@ def _collapse_runs(values: pa.Array, byte_class: np.ndarray) -> pa.Array:
         return values
     offsets, data = _string_buffers(values)
     folded = byte_class[data]
-    # A byte continues a run when the byte before it, in the same row, is folded too.
-    continues = np.zeros(len(data), dtype=bool)
-    continues[1:] = folded[:-1]
-    continues[_row_starts(offsets, len(data))] = False
-    dropped = np.flatnonzero(folded & continues)
+    # Every folded byte but the first of its run goes.
+    dropped = np.flatnonzero(folded & ~_run_starts(folded, offsets))
     text = np.where(folded, np.uint8(ord(" ")), data)
     if len(dropped):
         text = np.delete(text, dropped)
@@ -116,6 +113,15 @@ def _collapse_runs(values: pa.Array, byte_class: np.ndarray) -> pa.Array:
 
 def _row_starts(offsets: np.ndarray, size: int) -> np.ndarray:
     return offsets[:-1][offsets[:-1] < size]
+
+
+def _run_starts(marks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Where each run of marked bytes begins (a run never continues into the next row)."""
+    begins = marks.copy()
+    begins[1:] &= ~marks[:-1]
+    starts = _row_starts(offsets, len(marks))
+    begins[starts] = marks[starts]
+    return begins
 
 
 def _per_row(marks: np.ndarray, offsets: np.ndarray, sparse: bool) -> np.ndarray:
@@ -153,11 +159,7 @@ def count_class(values: pa.Array, pattern: str, ascii_class: np.ndarray, runs: b
         offsets, data = _string_buffers(values)
         marks = ascii_class[data]
         if runs:
-            begins = marks.copy()
-            begins[1:] &= ~marks[:-1]
-            starts = _row_starts(offsets, len(data))
-            begins[starts] = marks[starts]
-            marks = begins
+            marks = _run_starts(marks, offsets)
         # Non-ASCII rows' bytes are counted too, then overwritten by their regex counts.
         counts[ascii_rows] = _per_row(marks, offsets, sparse=runs)[ascii_rows]
     return counts
@@ -173,12 +175,7 @@ def count_words(values: pa.Array | pa.ChunkedArray) -> pa.Array:
         return pa.array([], count_type)
     filled = pc.fill_null(values, "") if values.null_count else values
     offsets, data = _string_buffers(filled)
-    space = _SPACE_BYTES[data]
-    begins = ~space
-    begins[1:] &= space[:-1]
-    row_starts = _row_starts(offsets, len(data))
-    begins[row_starts] = ~space[row_starts]
-    counts = _per_row(begins, offsets, sparse=True)
+    counts = _per_row(_run_starts(~_SPACE_BYTES[data], offsets), offsets, sparse=True)
     mask = (
         np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
         if values.null_count
