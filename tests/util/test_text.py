@@ -270,3 +270,79 @@ def test_collapse_whitespace_equals_the_regex() -> None:
     for array in (values, values.slice(5, 3500)):
         expected = pc.replace_substring_regex(array, r"\s+", " ")
         assert collapse_whitespace(array).equals(expected)
+
+
+def test_the_other_whitespace_is_every_code_point_the_unicode_split_adds() -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import _OTHER_WHITESPACE, _OTHER_WHITESPACE_BYTES
+
+    points = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    texts = pa.array([f"a{chr(c)}b" for c in points])
+    unicode_split = pc.list_value_length(pc.utf8_split_whitespace(texts)).to_numpy() == 2
+    ascii_split = pc.list_value_length(pc.ascii_split_whitespace(texts)).to_numpy() == 2
+    listed = pc.match_substring_regex(texts, _OTHER_WHITESPACE).to_numpy(zero_copy_only=False)
+    assert (listed == (unicode_split & ~ascii_split)).all()
+    # Each of them begins with a byte of the table (the rows worth the regex).
+    for point, is_listed in zip(points, listed, strict=True):
+        if is_listed:
+            assert _OTHER_WHITESPACE_BYTES[chr(point).encode()[0]]
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_split_whitespace_equals_the_unicode_kernel(large: bool) -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import split_whitespace
+
+    pieces = ["\x1c", "\x1f", "\x85", "\u2028", "\u2003", "\u202f", "\u1680", "“x”", "\x0b"]
+    texts = [
+        None if t is None else t + pieces[i % len(pieces)] + t
+        for i, t in enumerate(_random_texts(4000, 13))
+    ]
+    values = pa.array(texts, pa.large_string() if large else pa.string())
+
+    def words(lists: pa.Array | pa.ChunkedArray) -> list[list[str] | None]:
+        # The kernels differ only in the empty strings at a row's edges ("  " gives three).
+        return [None if row is None else [w for w in row if w] for row in lists.to_pylist()]
+
+    for array in (values, values.slice(17, 3000), pa.chunked_array([values[:9], values[9:]])):
+        got = split_whitespace(array)
+        assert isinstance(got, pa.Array)
+        assert words(got) == words(pc.utf8_split_whitespace(array))
+    ascii_only = pa.array([t or "" for t in _random_texts(500, 14, ascii_only=True)])
+    assert words(split_whitespace(ascii_only)) == words(pc.utf8_split_whitespace(ascii_only))
+
+
+def test_nfkc_equals_the_kernel() -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import nfkc
+
+    extra = ["ﬁ", "①", "Ｆｕｌｌ", "e\u0301", "…", "\xa0"]
+    texts = [
+        t if t is None else t + extra[i % len(extra)] * (i % 2)
+        for i, t in enumerate(_random_texts(3000, 15))
+    ]
+    values = pa.array(texts)
+    for array in (values, values.slice(3, 2000), pa.array(["plain", None]), pa.array(["ﬁ"])):
+        assert nfkc(array).equals(pc.utf8_normalize(array, "NFKC"))
+
+
+def test_matching_text_within_is_the_matching_text_of_every_row_that_can_be_that_short() -> None:
+    import pyarrow.compute as pc
+
+    from curate.util.text import matching_text_within
+
+    tricky = ["N/A" + "!" * 300, "e\u0301" * 3, "C++", "2+2", "…" * 50, "ab" * 50, "\u0130"]
+    texts = [t or "" for t in _random_texts(3000, 17)] + tricky
+    values = pa.array(texts)
+    full = matching_text(values)
+    for limit in (0, 3, 8, 40):
+        within = matching_text_within(values, limit)
+        short = pc.less_equal(pc.binary_length(full), limit)
+        # Every row whose matching text is that short is there, and equal to it.
+        assert pc.all(pc.is_valid(within.filter(short))).as_py()
+        kept = pc.is_valid(within)
+        assert within.filter(kept).equals(full.filter(kept))
+    assert matching_text_within(values, 3).to_pylist()[-7] == "n a"

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.util.hashing import splitmix64
-from curate.util.text import matching_text
+from curate.util.text import matching_text, split_whitespace
 
 # Odd 64-bit multiplier for the rolling hash; word ids are mixed with splitmix64 first.
 _PRIME = np.uint64(0x9E3779B97F4A7C15)
@@ -42,7 +42,7 @@ def split_words(values: pa.Array | pa.ChunkedArray, normalize: bool = True) -> W
     text = matching_text(values) if normalize else pc.fill_null(values, "")
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    lists = pc.utf8_split_whitespace(text)
+    lists = split_whitespace(text)
     flat = pc.list_flatten(lists)
     empty = pc.equal(flat, "")  # leading or trailing whitespace
     if not pc.any(empty).as_py():

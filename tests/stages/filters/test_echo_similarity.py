@@ -10,7 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.lib.decontam.ngrams import split_words
-from curate.stages.filters.quality.rules.echo import _hashed_bigram_jaccard, bigram_jaccard
+from curate.stages.filters.quality.rules.echo import (
+    _hashed_bigram_jaccard,
+    bigram_jaccard,
+    bigram_jaccards,
+)
 
 
 def hashed(left: pa.Array, right: pa.Array) -> np.ndarray:
@@ -46,3 +50,20 @@ def test_exact_keys_equal_the_hashed_bigrams_on_random_texts() -> None:
     assert np.array_equal(exact, hashed(left, right))
     assert 0 < (exact == 1.0).sum() < len(exact)
     assert ((exact > 0) & (exact < 1)).sum() > 100
+
+
+def test_one_anchor_against_several_columns_is_each_pair_on_its_own() -> None:
+    rng = random.Random(11)
+    vocabulary = ["the", "cat", "Cat", "sat", "mat.", "é", "ﬁ", "fi", "日本", "\u3000"]
+
+    def column() -> pa.Array:
+        return pa.array(
+            [" ".join(rng.choices(vocabulary, k=rng.choice([0, 1, 2, 5, 12]))) for _ in range(2000)]
+        )
+
+    anchor, first, second = column(), column(), column()
+    together = bigram_jaccards(anchor, [first, second])
+    assert np.array_equal(together[0], bigram_jaccard(anchor, first))
+    assert np.array_equal(together[1], bigram_jaccard(anchor, second))
+    assert np.array_equal(together[1], hashed(anchor, second))
+    assert bigram_jaccards(pa.array([], pa.string()), [pa.array([], pa.string())])[0].tolist() == []

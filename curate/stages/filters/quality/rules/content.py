@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -17,7 +18,7 @@ from curate.stages.filters.quality.rules import (
     detail_on,
     detail_where,
 )
-from curate.util.text import matching_text
+from curate.util.text import matching_text, matching_text_within
 
 # Compared on matching text (lower-cased, punctuation folded): "<No Output>" -> "no output".
 DEFAULT_PLACEHOLDERS = [
@@ -87,14 +88,19 @@ class PlaceholderOutput(Rule):
         phrases = pa.array(self.params.phrases, pa.string())
         folded_phrases = matching_text(phrases)
         folded = pc.unique(pc.filter(folded_phrases, pc.greater(pc.utf8_length(folded_phrases), 0)))
+        lowered = pc.utf8_lower(pc.utf8_trim_whitespace(phrases))
         # Folded comparison ("<No Output>" == "no output"), and exact comparison for phrases that are
-        # only punctuation ("-", "..."), which fold to nothing.
-        whole = pc.or_(
-            pc.is_in(view.output_matching, folded),
-            pc.is_in(
-                pc.utf8_lower(view.output_stripped), pc.utf8_lower(pc.utf8_trim_whitespace(phrases))
-            ),
+        # only punctuation ("-", "..."), which fold to nothing. Only outputs short enough to equal
+        # a phrase are folded or lower-cased (utf8_lower maps each character to one character).
+        longest_folded = _max(pc.binary_length(folded))
+        is_folded_phrase = pc.is_in(matching_text_within(view.output, longest_folded), folded)
+        short = pc.less_equal(pc.utf8_length(view.output_stripped), _max(pc.utf8_length(lowered)))
+        is_phrase = pc.replace_with_mask(
+            pa.array(np.zeros(view.num_rows, dtype=bool)),
+            short,
+            pc.is_in(pc.utf8_lower(view.output_stripped.filter(short)), lowered),
         )
+        whole = pc.or_(pc.fill_null(is_folded_phrase, False), is_phrase)
         tagged = pc.match_substring_regex(view.output, _LEADING_TAG)
         fail = pc.or_(whole, tagged)
         detail = detail_on(
@@ -155,3 +161,9 @@ class MinLength(Rule):
         )
         scores = {"quality_instruction_chars": inst_chars, "quality_output_chars": out_chars}
         return RuleResult(fail, scores, detail_where(fail, detail), reason=reason)
+
+
+def _max(lengths: pa.Array) -> int:
+    """The largest of some lengths, -1 for none (no text is that short)."""
+    largest = pc.max(lengths).as_py()
+    return -1 if largest is None else int(largest)

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from curate.lib.decontam.ngrams import Words, ngram_windows, split_words, window_starts
 from curate.stages.filters.quality.rules import Rule, RuleParams, RuleResult, TextView, detail_where
+from curate.util.text import nfkc
 
 
 def bigram_jaccard(left: pa.Array, right: pa.Array) -> np.ndarray:
@@ -20,34 +21,53 @@ def bigram_jaccard(left: pa.Array, right: pa.Array) -> np.ndarray:
     "Print(x" to "print(x)" or adding a comma is an edit, not an echo. Word order matters (a
     rearranged sentence is not an echo); one-word texts compare their word.
     """
-    n = len(left)
-    both = pc.utf8_normalize(pa.concat_arrays([left, right]), "NFKC")
-    words = split_words(both, normalize=False)
+    return bigram_jaccards(left, [right])[0]
+
+
+def bigram_jaccards(anchor: pa.Array, others: list[pa.Array]) -> list[np.ndarray]:
+    """:func:`bigram_jaccard` of ``anchor`` with each of ``others``, row by row: every text is
+    normalized, split and given word ids once (the anchor is not redone for each other column)."""
+    n = len(anchor)
+    texts = nfkc(pa.concat_arrays([anchor, *others]))
+    words = split_words(texts, normalize=False)
     ids = pc.dictionary_encode(words.words).indices.to_numpy(zero_copy_only=False).astype(np.int64)
     # A bigram is its two word ids, exactly: first * vocab + second; a one-word row's word is
     # (vocab - 1) * vocab + id, which no bigram is (no word has id vocab - 1). With the row
-    # number in the bits above, one sort per side gives each row's distinct bigrams.
+    # number in the bits above, one sort per column gives each row's distinct bigrams.
     vocab = int(ids.max()) + 2 if len(ids) else 2
     bits = (vocab * vocab).bit_length()
     if (n << bits) >= (1 << 63):
-        return _hashed_bigram_jaccard(words, ids, n)
+        return [_hashed_pair(anchor, other) for other in others]
     rows, starts = window_starts(words.offsets, 2)
     single = np.flatnonzero(words.lengths == 1)
     rows = np.concatenate([rows, single])
     grams = np.concatenate(
         [ids[starts] * vocab + ids[starts + 1], (vocab - 1) * vocab + ids[words.offsets[single]]]
     )
-    side = rows >= n
-    keys = (np.where(side, rows - n, rows) << bits) | grams
-    left_keys = _distinct(keys[~side])
-    right_keys = _distinct(keys[side])
-    both_sides = np.sort(np.concatenate([left_keys, right_keys]))
-    shared = both_sides[1:][both_sides[1:] == both_sides[:-1]]
-    return _jaccard(
-        np.bincount(left_keys >> bits, minlength=n),
-        np.bincount(right_keys >> bits, minlength=n),
-        np.bincount(shared >> bits, minlength=n),
-    )
+    column, row = np.divmod(rows, n) if n else (rows, rows)
+    keys = (row << bits) | grams
+    anchor_keys = _distinct(keys[column == 0])
+    anchor_sizes = np.bincount(anchor_keys >> bits, minlength=n)
+    similarities = []
+    for index in range(1, len(others) + 1):
+        other_keys = _distinct(keys[column == index])
+        both_sides = np.sort(np.concatenate([anchor_keys, other_keys]))
+        shared = both_sides[1:][both_sides[1:] == both_sides[:-1]]
+        similarities.append(
+            _jaccard(
+                anchor_sizes,
+                np.bincount(other_keys >> bits, minlength=n),
+                np.bincount(shared >> bits, minlength=n),
+            )
+        )
+    return similarities
+
+
+def _hashed_pair(left: pa.Array, right: pa.Array) -> np.ndarray:
+    both = nfkc(pa.concat_arrays([left, right]))
+    words = split_words(both, normalize=False)
+    ids = pc.dictionary_encode(words.words).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return _hashed_bigram_jaccard(words, ids, len(left))
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -121,13 +141,11 @@ class Echo(Rule):
     params: Params
 
     def check(self, view: TextView) -> RuleResult:
-        output = view.output
-        with_inst = bigram_jaccard(output, view.instruction)
-        with_input = (
-            bigram_jaccard(output, view.input)
-            if self.params.judge_input
-            else np.zeros(view.num_rows)
-        )
+        if self.params.judge_input:
+            with_inst, with_input = bigram_jaccards(view.output, [view.instruction, view.input])
+        else:
+            (with_inst,) = bigram_jaccards(view.output, [view.instruction])
+            with_input = np.zeros(view.num_rows)
         score = np.round(np.maximum(with_inst, with_input), 4)
         long_enough = pc.greater_equal(view.output_words, self.params.min_words).to_numpy(
             zero_copy_only=False
