@@ -43,19 +43,8 @@ def split_words(values: pa.Array | pa.ChunkedArray, normalize: bool = True) -> W
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     lists = split_whitespace(text)
-    flat = pc.list_flatten(lists)
-    empty = pc.equal(flat, "")  # leading or trailing whitespace
-    if not pc.any(empty).as_py():
-        offsets = np.asarray(lists.offsets, dtype=np.int64)
-        return Words(flat, offsets - offsets[0])
-    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-    nonempty = pc.invert(empty)
-    words = flat.filter(nonempty)
-    parents = parents[nonempty.to_numpy(zero_copy_only=False)]
-    counts = np.bincount(parents, minlength=len(text)).astype(np.int64)
-    offsets = np.zeros(len(text) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return Words(words, offsets)
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    return Words(lists.values, offsets - offsets[0])
 
 
 @dataclass
