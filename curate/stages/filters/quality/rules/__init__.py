@@ -173,6 +173,12 @@ def true_where(mask: pa.Array, test: Callable[..., pa.Array], *columns: pa.Array
     return pc.replace_with_mask(result, masked, pc.fill_null(found, False))
 
 
+def matches_where(mask: pa.Array, column: pa.Array, pattern: str) -> pa.Array:
+    """``pc.match_substring_regex(column, pattern)`` on the rows where ``mask`` is true, false
+    elsewhere: an exception to a rule is only looked for on the rows the rule still fails."""
+    return true_where(mask, lambda text: pc.match_substring_regex(text, pattern), column)
+
+
 def clip(values: pa.Array, width: int = 60) -> pa.Array:
     """Short one-line excerpt for details."""
     one_line = pc.replace_substring_regex(values, r"\s+", " ")

@@ -16,6 +16,7 @@ from curate.stages.filters.quality.rules import (
     clip,
     detail_on,
     first_match,
+    matches_where,
     true_where,
 )
 from curate.stages.filters.quality.rules.grounding import answer_in_text, names_artwork, rows_where
@@ -132,11 +133,11 @@ def keep_read_off(params: RuleParams, fail: pa.Array, view: TextView, source: pa
     a famous work (``keep_named_artworks``)."""
     if getattr(params, "keep_answers_in_text", False):
         # A title, an author, a quote or a summary is the page's own words: only it gives them.
-        asks_label = pc.and_not(fail, pc.match_substring_regex(view.instruction, _PAGE_WORDS_TASK))
+        asks_label = pc.and_not(fail, matches_where(fail, view.instruction, _PAGE_WORDS_TASK))
         read_off = rows_where(asks_label, answer_in_text, view.output, source, view.instruction)
         fail = pc.and_not(fail, read_off)
     if getattr(params, "keep_named_artworks", False):
-        art = pc.and_(fail, pc.match_substring_regex(view.instruction, _ART_TASK))
+        art = matches_where(fail, view.instruction, _ART_TASK)
         fail = pc.and_not(fail, rows_where(art, names_artwork, source))
     return fail
 
@@ -231,8 +232,9 @@ class UrlOnlyInput(Rule):
     def check(self, view: TextView) -> RuleResult:
         url_only = pc.match_substring_regex(view.input, _URL_ONLY)
         fail = url_only
+        # The exceptions are looked for on the rows still failing only.
         if self.params.keep_address_tasks:
-            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _ADDRESS_TASK))
+            fail = pc.and_not(fail, matches_where(fail, view.instruction, _ADDRESS_TASK))
         # Addresses that name their page's topic (an encyclopedia entry, a repository, a
         # reference page), unless the task wants the page's own words.
         naming = [
@@ -245,25 +247,27 @@ class UrlOnlyInput(Rule):
             if keep
         ]
         if naming:
-            named = pc.match_substring_regex(view.input, "|".join(f"(?:{p})" for p in naming))
-            wants_text = pc.match_substring_regex(view.instruction, _PAGE_TEXT_TASK)
-            fail = pc.and_not(fail, pc.and_not(named, wants_text))
-        if self.params.keep_question_writing:
-            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _QUESTION_WRITING))
-        if self.params.keep_address_uses:
-            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _ADDRESS_USE))
-        if self.params.keep_site_descriptions:
-            site = pc.and_(
-                pc.and_not(
-                    pc.match_substring_regex(view.input, _HOME_PAGE),
-                    pc.match_substring_regex(view.input, _PLACEHOLDER_SITE),
-                ),
-                pc.and_not(
-                    pc.match_substring_regex(view.instruction, _SITE_DESCRIPTION),
-                    pc.match_substring_regex(view.instruction, _SITE_JUDGMENT),
+            named = "|".join(f"(?:{p})" for p in naming)
+            fail = pc.and_not(
+                fail,
+                true_where(
+                    fail,
+                    lambda text, instruction: pc.and_not(
+                        pc.match_substring_regex(text, named),
+                        pc.match_substring_regex(instruction, _PAGE_TEXT_TASK),
+                    ),
+                    view.input,
+                    view.instruction,
                 ),
             )
-            fail = pc.and_not(fail, site)
+        if self.params.keep_question_writing:
+            fail = pc.and_not(fail, matches_where(fail, view.instruction, _QUESTION_WRITING))
+        if self.params.keep_address_uses:
+            fail = pc.and_not(fail, matches_where(fail, view.instruction, _ADDRESS_USE))
+        if self.params.keep_site_descriptions:
+            fail = pc.and_not(
+                fail, true_where(fail, _site_description, view.input, view.instruction)
+            )
         fail = keep_read_off(self.params, fail, view, view.input)
         detail = detail_on(
             fail,
@@ -271,6 +275,20 @@ class UrlOnlyInput(Rule):
             view.input,
         )
         return RuleResult(fail, {"quality_url_input": url_only}, detail)
+
+
+def _site_description(text: pa.Array, instruction: pa.Array) -> pa.Array:
+    """A real site's home page, and a task that describes the site without judging the page."""
+    return pc.and_(
+        pc.and_not(
+            pc.match_substring_regex(text, _HOME_PAGE),
+            pc.match_substring_regex(text, _PLACEHOLDER_SITE),
+        ),
+        pc.and_not(
+            pc.match_substring_regex(instruction, _SITE_DESCRIPTION),
+            pc.match_substring_regex(instruction, _SITE_JUDGMENT),
+        ),
+    )
 
 
 class MissingAttachment(Rule):
@@ -365,15 +383,15 @@ class MissingAttachment(Rule):
             )
             fail = pc.and_not(fail, described)
         if self.params.keep_described_gist:
-            gist_task = pc.and_(fail, pc.match_substring_regex(view.instruction, _GIST_TASK))
+            gist_task = matches_where(fail, view.instruction, _GIST_TASK)
             fail = pc.and_not(fail, true_where(gist_task, _shows_something, prompt))
         if self.params.keep_described_one_liners:
-            one_liner = pc.and_(fail, pc.match_substring_regex(view.instruction, _ONE_LINER_TASK))
+            one_liner = matches_where(fail, view.instruction, _ONE_LINER_TASK)
             fail = pc.and_not(fail, true_where(one_liner, _shows_something, prompt))
         if self.params.keep_tool_tasks:
-            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _TOOL_TASK))
+            fail = pc.and_not(fail, matches_where(fail, view.instruction, _TOOL_TASK))
         if self.params.keep_markup_tasks:
-            fail = pc.and_not(fail, pc.match_substring_regex(view.instruction, _MARKUP_TASK))
+            fail = pc.and_not(fail, matches_where(fail, view.instruction, _MARKUP_TASK))
         fail = keep_read_off(self.params, fail, view, view.input)
 
         def explain(prompt: pa.Array, instruction: pa.Array) -> pa.Array:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
@@ -12,7 +14,7 @@ from curate.stages.filters.quality.rules import (
     RuleParams,
     RuleResult,
     TextView,
-    detail_where,
+    detail_on,
     first_match,
 )
 
@@ -58,14 +60,22 @@ class InstructionLeak(Rule):
 
     def check(self, view: TextView) -> RuleResult:
         count = pc.count_substring_regex(view.assistant, _LEAK)
-        found = first_match(view.assistant, _LEAK)
+        writes_task = pa.array(np.zeros(view.num_rows, dtype=bool))
         if self.params.skip_task_writing:
             writes_task = pc.match_substring_regex(view.instruction, _TASK_WRITING)
-            count = pc.if_else(
-                writes_task, pc.count_substring_regex(view.assistant, _TEMPLATE_TOKEN), count
-            )
-            found = pc.if_else(writes_task, first_match(view.assistant, _TEMPLATE_TOKEN), found)
+            if pc.any(writes_task).as_py():
+                tokens = pc.count_substring_regex(
+                    view.assistant.filter(writes_task), _TEMPLATE_TOKEN
+                )
+                count = pc.replace_with_mask(count, writes_task, tokens.cast(count.type))
         fail = pc.greater(count, 0)
-        found = pc.utf8_trim_whitespace(pc.fill_null(found, ""))
-        detail = pc.binary_join_element_wise("output continues with another task: ", found, "")
-        return RuleResult(fail, {"quality_leak_matches": count}, detail_where(fail, detail))
+
+        def describe(assistant: pa.Array, task: pa.Array) -> pa.Array:
+            found = pc.if_else(
+                task, first_match(assistant, _TEMPLATE_TOKEN), first_match(assistant, _LEAK)
+            )
+            found = pc.utf8_trim_whitespace(pc.fill_null(found, ""))
+            return pc.binary_join_element_wise("output continues with another task: ", found, "")
+
+        detail = detail_on(fail, describe, view.assistant, writes_task)
+        return RuleResult(fail, {"quality_leak_matches": count}, detail)

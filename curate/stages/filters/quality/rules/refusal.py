@@ -17,7 +17,7 @@ from curate.stages.filters.quality.rules import (
     RuleResult,
     TextView,
     compile_alternation,
-    detail_where,
+    detail_on,
     first_match,
 )
 
@@ -85,16 +85,27 @@ class Refusal(Rule):
         pattern = compile_alternation(phrases)
         # "such as an AI assistant" is a topic, not the model speaking (RE2 has no look-behind).
         such = r"(?i)\bsuch\s+" + pattern.removeprefix("(?i)")
-        count = pc.subtract(
-            pc.count_substring_regex(view.assistant, pattern),
-            pc.count_substring_regex(view.assistant, such),
-        )
+        count = pc.count_substring_regex(view.assistant, pattern)
+        # A "such ..." match holds a phrase match: only rows with one can hold it.
+        matched = pc.greater(count, 0)
+        if pc.any(matched).as_py():
+            such_count = pc.count_substring_regex(view.assistant.filter(matched), such)
+            count = pc.replace_with_mask(
+                count,
+                matched,
+                pc.subtract(count.filter(matched), such_count.cast(count.type)),
+            )
         fail = pc.greater(count, 0)
         if self.params.max_words is not None:
             fail = pc.and_(fail, pc.less_equal(view.output_words, self.params.max_words))
         if self.params.skip_questions_to_model:
             to_model = pc.match_substring_regex(view.instruction, _TO_MODEL)
             fail = pc.and_(fail, pc.invert(pc.fill_null(to_model, False)))
-        found = pc.fill_null(first_match(view.assistant, pattern), "")
-        detail = pc.binary_join_element_wise("refusal/identity phrase: ", found, "")
-        return RuleResult(fail, {"quality_refusal_matches": count}, detail_where(fail, detail))
+        detail = detail_on(
+            fail,
+            lambda assistant: pc.binary_join_element_wise(
+                "refusal/identity phrase: ", pc.fill_null(first_match(assistant, pattern), ""), ""
+            ),
+            view.assistant,
+        )
+        return RuleResult(fail, {"quality_refusal_matches": count}, detail)
