@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -369,10 +370,13 @@ class MissingAttachment(Rule):
         if self.params.keep_named_subject:
             stands_in = pc.or_(
                 pc.equal(input_words, 0),
-                pc.match_substring_regex(view.input, _STANDS_IN),
+                matches_where(stub, view.input, _STANDS_IN),
             )
             stub = pc.and_(stub, stands_in)
-        refs = pc.if_else(stub, pc.count_substring_regex(view.instruction, ref), 0)
+        refs = pa.array(np.zeros(view.num_rows, dtype=np.int64))
+        if pc.any(stub).as_py():
+            found = pc.count_substring_regex(view.instruction.filter(stub), ref)
+            refs = pc.replace_with_mask(refs, stub, found.cast(pa.int64()))
         total = pc.add(markers, refs)
         fail = pc.greater(total, 0)
         # The exceptions below are computed on the rows still failing only.

@@ -10,8 +10,15 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from curate.lib.decontam.ngrams import Words, ngram_windows, split_words, window_starts
-from curate.stages.filters.quality.rules import Rule, RuleParams, RuleResult, TextView, detail_where
-from curate.util.text import nfkc
+from curate.stages.filters.quality.rules import (
+    Rule,
+    RuleParams,
+    RuleResult,
+    TextView,
+    detail_where,
+    true_where,
+)
+from curate.util.text import count_words, nfkc
 
 
 def bigram_jaccard(left: pa.Array, right: pa.Array) -> np.ndarray:
@@ -147,10 +154,14 @@ class Echo(Rule):
             (with_inst,) = bigram_jaccards(view.output, [view.instruction])
             with_input = np.zeros(view.num_rows)
         score = np.round(np.maximum(with_inst, with_input), 4)
-        long_enough = pc.greater_equal(view.output_words, self.params.min_words).to_numpy(
-            zero_copy_only=False
+        similar = score >= self.params.max_similarity
+        # Words are counted on the similar outputs only.
+        long_enough = true_where(
+            pa.array(similar),
+            lambda output: pc.greater_equal(count_words(output), self.params.min_words),
+            view.output,
         )
-        fail_np = (score >= self.params.max_similarity) & long_enough
+        fail_np = similar & long_enough.to_numpy(zero_copy_only=False)
         which = np.where(with_inst >= with_input, "instruction", "input")
         detail = np.full(view.num_rows, None, dtype=object)
         detail[fail_np] = [

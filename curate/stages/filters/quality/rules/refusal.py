@@ -19,7 +19,9 @@ from curate.stages.filters.quality.rules import (
     compile_alternation,
     detail_on,
     first_match,
+    true_where,
 )
+from curate.util.text import count_words
 
 
 @lru_cache(maxsize=8)
@@ -97,7 +99,12 @@ class Refusal(Rule):
             )
         fail = pc.greater(count, 0)
         if self.params.max_words is not None:
-            fail = pc.and_(fail, pc.less_equal(view.output_words, self.params.max_words))
+            most = self.params.max_words
+            # Words are counted on the matching rows only.
+            short = true_where(
+                fail, lambda output: pc.less_equal(count_words(output), most), view.output
+            )
+            fail = pc.and_(fail, short)
         if self.params.skip_questions_to_model:
             to_model = pc.match_substring_regex(view.instruction, _TO_MODEL)
             fail = pc.and_(fail, pc.invert(pc.fill_null(to_model, False)))
