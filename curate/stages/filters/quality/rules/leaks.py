@@ -16,6 +16,7 @@ from curate.stages.filters.quality.rules import (
     TextView,
     detail_on,
     first_match,
+    matches_where,
 )
 
 # Self-Instruct/Alpaca generation artefacts: numbered task headers or prompt-format headers on a line
@@ -62,12 +63,12 @@ class InstructionLeak(Rule):
         count = pc.count_substring_regex(view.assistant, _LEAK)
         writes_task = pa.array(np.zeros(view.num_rows, dtype=bool))
         if self.params.skip_task_writing:
-            writes_task = pc.match_substring_regex(view.instruction, _TASK_WRITING)
-            if pc.any(writes_task).as_py():
-                tokens = pc.count_substring_regex(
-                    view.assistant.filter(writes_task), _TEMPLATE_TOKEN
-                )
-                count = pc.replace_with_mask(count, writes_task, tokens.cast(count.type))
+            # A task-writing request counts its template tokens instead: the request only
+            # matters on rows holding either (its regex is slow on long instructions).
+            tokens = pc.count_substring_regex(view.assistant, _TEMPLATE_TOKEN)
+            either = pc.or_(pc.greater(count, 0), pc.greater(tokens, 0))
+            writes_task = matches_where(either, view.instruction, _TASK_WRITING)
+            count = pc.if_else(writes_task, tokens, count)
         fail = pc.greater(count, 0)
 
         def describe(assistant: pa.Array, task: pa.Array) -> pa.Array:
