@@ -79,12 +79,23 @@ def _clean(
         values = _nfc(values)
     if pc.any(pc.match_substring(values, "\r")).as_py():
         values = pc.replace_substring(pc.replace_substring(values, "\r\n", "\n"), "\r", "\n")
-    if strip_citations:
-        values = pc.replace_substring_regex(values, _CITATION, "")
-    if collapse_spaces:
-        values = pc.replace_substring_regex(values, _SPACE_RUNS, " ")
-    values = pc.replace_substring_regex(values, _CONTROL_OR_TRAILING, "\\1")
-    values = pc.replace_substring_regex(values, _EXTRA_BLANK_LINES, "\n\n")
+    steps = [
+        *([(_CITATION, "")] if strip_citations else []),
+        *([(_SPACE_RUNS, " ")] if collapse_spaces else []),
+        (_CONTROL_OR_TRAILING, "\\1"),
+        (_EXTRA_BLANK_LINES, "\n\n"),
+    ]
+    # One pass finds the rows some step would change, and only they are rewritten: a row that
+    # no step's pattern matches is left as it is by each step in turn.
+    changes = pc.fill_null(
+        pc.match_substring_regex(values, "|".join(f"(?:{pattern})" for pattern, _ in steps)),
+        False,
+    )
+    if pc.any(changes).as_py():
+        rewritten = values.filter(changes)
+        for pattern, replacement in steps:
+            rewritten = pc.replace_substring_regex(rewritten, pattern, replacement)
+        values = pc.replace_with_mask(values, changes, rewritten)
     return pc.utf8_trim_whitespace(values)
 
 

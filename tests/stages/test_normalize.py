@@ -114,3 +114,37 @@ def test_v2_cleans_label_fields_and_options_too() -> None:
     # v1 keeps its behaviour (old recipes that name it reproduce), and the ids see the options
     (old,) = v1.run(table).kept.to_pylist()
     assert old["category"] == table.column("category")[0].as_py() and old["id"] != row["id"]
+
+
+def test_only_the_rows_a_step_would_change_are_rewritten_to_the_same_text() -> None:
+    """``_clean`` rewrites only the rows one of its patterns matches: the result is the whole
+    chain of replacements on every row, including the rows where one step makes the next match
+    (a control character between newlines, a no-break space before a newline)."""
+    import random
+
+    import pyarrow.compute as pc
+
+    from curate.stages import normalize
+
+    rng = random.Random(3)
+    pieces = ["word", " ", "  ", "\t", "\n", "\n\n\n", "\xa0", "\x00", "\u200b", "\ufeff", "[3]"]
+    pieces += ["é", "\r\n", " \n", "\x85", "plain text"]
+    texts = ["".join(rng.choices(pieces, k=rng.randrange(12))) for _ in range(3000)]
+    texts += ["a\n\n\x00\nb", "a\xa0\nb", "x [1]\ny", "clean line", None]  # type: ignore[list-item]
+    values = pa.array(texts, pa.string())
+    for collapse in (False, True):
+        for cite in (False, True):
+            expected = values
+            if pc.any(pc.match_substring(values, "\r")).as_py():
+                expected = pc.replace_substring(
+                    pc.replace_substring(expected, "\r\n", "\n"), "\r", "\n"
+                )
+            if cite:
+                expected = pc.replace_substring_regex(expected, normalize._CITATION, "")
+            if collapse:
+                expected = pc.replace_substring_regex(expected, normalize._SPACE_RUNS, " ")
+            expected = pc.replace_substring_regex(expected, normalize._CONTROL_OR_TRAILING, "\\1")
+            expected = pc.replace_substring_regex(expected, normalize._EXTRA_BLANK_LINES, "\n\n")
+            expected = pc.utf8_trim_whitespace(expected)
+            got = normalize._clean(values, collapse, cite, nfc=False)
+            assert got.equals(expected), (collapse, cite)
