@@ -15,8 +15,8 @@ import os
 import stat
 import zlib
 from collections.abc import Iterator
+from io import BufferedReader
 from pathlib import Path
-from typing import BinaryIO
 
 from curate.errors import InputFileError
 
@@ -63,7 +63,7 @@ def check_regular(path: Path, display: str) -> os.stat_result:
 class _HashingReader:
     """A read-only file wrapper that hashes and counts the bytes that pass through it."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BufferedReader) -> None:
         self._handle = handle
         self.digest = hashlib.sha256()
         self.size = 0
@@ -73,6 +73,12 @@ class _HashingReader:
         self.digest.update(data)
         self.size += len(data)
         return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        count = self._handle.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:count])
+        self.size += count
+        return count
 
     def readable(self) -> bool:
         return True
@@ -102,7 +108,7 @@ class DataStream:
         self.damage: str | None = None
         self._stat = check_regular(path, display)
         try:
-            self._handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in chunks()
+            self._handle: BufferedReader = open(path, "rb")  # noqa: SIM115 - closed in chunks()
         except OSError as exc:
             raise InputFileError(f"{display}: cannot read file ({exc.strerror or exc})") from exc
         self._raw = _HashingReader(self._handle)

@@ -55,6 +55,14 @@ def test_the_fast_reader_gives_what_the_standard_library_gives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lenient: bool
 ) -> None:
     pytest.importorskip("isal")
+    reopened: list[str] = []
+    reopen = stream.DataStream._reopen
+
+    def counting_reopen(self: stream.DataStream) -> None:
+        reopened.append(self.path.name)
+        reopen(self)
+
+    monkeypatch.setattr(stream.DataStream, "_reopen", counting_reopen)
     for name, content in _variants().items():
         path = tmp_path / f"{name.replace(' ', '_')}.jsonl.gz"
         path.write_bytes(content)
@@ -63,6 +71,11 @@ def test_the_fast_reader_gives_what_the_standard_library_gives(
             patch.setattr(stream, "_fast_gzip", None)
             standard = _read(path, lenient)
         assert fast == standard, name
+    # The sound files were read by ISA-L alone; the damaged ones again by the standard library.
+    assert not {"good.jsonl.gz", "two_members.jsonl.gz", "trailing_zeros.jsonl.gz"} & set(reopened)
+    assert {"truncated_half.jsonl.gz", "bad_crc.jsonl.gz", "trailing_garbage.jsonl.gz"} <= set(
+        reopened
+    )
     good = _read(tmp_path / "good.jsonl.gz", lenient)
     assert good["data"].count(b"\n") == 6000 and good["print"]["size"] > 0
     damaged = _read(tmp_path / "truncated_half.jsonl.gz", lenient)
