@@ -52,6 +52,7 @@ def test_arrow_schema_is_derived_from_json_schema() -> None:
 def test_content_id_is_stable_and_matches_vectorized_twin() -> None:
     rows = [
         {"instruction": "a", "input": "b", "output": "c"},
+        {"instruction": "é 日本", "input": "ü", "output": "ß", "rationale": "r"},
         {"instruction": "a", "input": "b", "output": "c", "rationale": "r"},
         {"instruction": "a", "input": "", "output": "", "options": ["x", "y"]},
         {
@@ -83,6 +84,9 @@ def test_content_id_is_stable_and_matches_vectorized_twin() -> None:
         for r in rows
     ]
     assert vectorized == scalar
+    # Ids read each row's bytes from the Arrow buffers: slices and chunks start mid-buffer.
+    assert compute_ids(table.slice(1, 2)).to_pylist() == scalar[1:3]
+    assert compute_ids(pa.concat_tables([table.slice(0, 2), table.slice(2)])).to_pylist() == scalar
     assert len(set(scalar)) == len(scalar)
     # Same content, same id: in every run and on every machine (a fixed hash, not Python's hash()).
     assert content_id("a", "b", "c") == content_id("a", "b", "c")

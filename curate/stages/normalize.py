@@ -77,8 +77,6 @@ def _clean(
 ) -> pa.Array:
     if nfc:
         values = _nfc(values)
-    if pc.any(pc.match_substring(values, "\r")).as_py():
-        values = pc.replace_substring(pc.replace_substring(values, "\r\n", "\n"), "\r", "\n")
     steps = [
         *([(_CITATION, "")] if strip_citations else []),
         *([(_SPACE_RUNS, " ")] if collapse_spaces else []),
@@ -86,13 +84,16 @@ def _clean(
         (_EXTRA_BLANK_LINES, "\n\n"),
     ]
     # One pass finds the rows some step would change, and only they are rewritten: a row that
-    # no step's pattern matches is left as it is by each step in turn.
+    # no step's pattern matches is left as it is by each step in turn. Line ends first: CR LF
+    # and a lone CR become LF.
+    patterns = ["\\r", *(pattern for pattern, _ in steps)]
     changes = pc.fill_null(
-        pc.match_substring_regex(values, "|".join(f"(?:{pattern})" for pattern, _ in steps)),
+        pc.match_substring_regex(values, "|".join(f"(?:{pattern})" for pattern in patterns)),
         False,
     )
     if pc.any(changes).as_py():
         rewritten = values.filter(changes)
+        rewritten = pc.replace_substring(pc.replace_substring(rewritten, "\r\n", "\n"), "\r", "\n")
         for pattern, replacement in steps:
             rewritten = pc.replace_substring_regex(rewritten, pattern, replacement)
         values = pc.replace_with_mask(values, changes, rewritten)
