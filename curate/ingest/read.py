@@ -372,7 +372,17 @@ def _reject_other_families(parsed: ParsedFile, family: Format, builder: RowBuild
     ``format_mismatch`` naming that family (one stray ShareGPT row in an Alpaca file is one
     reject, not a file read with the wrong format)."""
     values = _sample_values(parsed, len(parsed))
-    odd = [i for i, v in enumerate(values) if isinstance(v, dict) and not family.matches(set(v))]
+    # Rows share a handful of key layouts: each is judged once.
+    fits: dict[tuple[str, ...], bool] = {}
+    odd = []
+    for index, value in enumerate(values):
+        if isinstance(value, dict):
+            layout = tuple(value)
+            fit = fits.get(layout)
+            if fit is None:
+                fit = fits[layout] = family.matches(set(layout))
+            if not fit:
+                odd.append(index)
     if not odd:
         return parsed
     items = parsed.all_items()
