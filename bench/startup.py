@@ -1,6 +1,8 @@
 """Start-up time of the CLI: ``curate --help`` and ``curate run`` on a recipe whose run directory is
 already up to date (everything ``curate run`` does before its first row: imports, recipe and stage
-checks, input fingerprints, the manifest check), each the median of several fresh processes.
+checks, input fingerprints, the manifest check), each the median of several fresh processes,
+beside the interpreter alone and the libraries every run imports (the floor no curate code can go
+under).
 
     .venv/bin/python bench/startup.py [--repeat 7]
 
@@ -27,6 +29,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CURATE = [sys.executable, "-m", "curate.cli"]
+# What any `curate run` imports before its first row, whatever curate itself does: the floor.
+LIBRARY_FLOOR = (
+    "import typer, rich.table, rich.text, yaml, numpy, pyarrow, pyarrow.compute, pyarrow.parquet\n"
+    "import pydantic\n"
+    "class Model(pydantic.BaseModel):\n"
+    "    x: int = 1\n"
+    "Model()\n"
+)
 
 
 def seconds(command: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
@@ -58,6 +68,11 @@ def main() -> None:
             (
                 "python -c pass (interpreter floor)",
                 seconds([sys.executable, "-c", "pass"], args.repeat, cached),
+            ),
+            (
+                "libraries a run needs, imported (typer, rich, pydantic + one model, yaml, pyarrow "
+                "+ compute + parquet, numpy)",
+                seconds([sys.executable, "-c", LIBRARY_FLOOR], args.repeat, cached),
             ),
             ("curate --help", seconds([*CURATE, "--help"], args.repeat, cached)),
             ("curate run (up to date: all checks, no rows)", seconds(run, args.repeat, cached)),

@@ -5,18 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING
 
 from curate.util.terminal import console
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class Reporter:
@@ -38,6 +32,16 @@ class Reporter:
 
     def __enter__(self) -> Reporter:
         if self.live:
+            # Only a live display needs rich's progress machinery (not a log or a quiet run).
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
