@@ -77,7 +77,7 @@ def matching_text_within(values: pa.Array | pa.ChunkedArray, max_bytes: int) -> 
     if maybe.all():
         return matching_text(values)
     return pc.replace_with_mask(
-        pa.nulls(len(values), pa.string()),
+        pa.nulls(len(values), values.type),
         pa.array(maybe),
         matching_text(values.filter(pa.array(maybe))),
     )

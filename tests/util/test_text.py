@@ -350,3 +350,5 @@ def test_matching_text_within_is_the_matching_text_of_every_row_that_can_be_that
         kept = pc.is_valid(within)
         assert within.filter(kept).equals(full.filter(kept))
     assert matching_text_within(values, 3).to_pylist()[-7] == "n a"
+    large = pa.array(["N/A", "many letters here", None], pa.large_string())
+    assert matching_text_within(large, 3).to_pylist() == ["n a", None, ""]
