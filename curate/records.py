@@ -12,11 +12,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field
+
+from curate.util.text import string_buffers
 
 Role = Literal["system", "user", "assistant", "tool_call", "tool"]
 
@@ -214,19 +215,10 @@ def compute_ids(table: pa.Table) -> pa.Array:
     if joined.null_count:
         return pa.array([digest(text.encode("utf-8")) for text in joined.to_pylist()], pa.string())
     # Each row's UTF-8 bytes straight from the Arrow buffer (no str made and encoded again).
-    offset_type = "<i8" if pa.types.is_large_string(joined.type) else "<i4"
-    bounds = (
-        np.frombuffer(joined.buffers()[1], dtype=offset_type)[
-            joined.offset : joined.offset + len(joined) + 1
-        ]
-        .astype(np.int64)
-        .tolist()
-    )
-    data = joined.buffers()[2]
-    text = memoryview(data if data is not None else b"")
+    offsets, data = string_buffers(joined)
+    text = data.data  # a memoryview of the bytes
     return pa.array(
-        [digest(text[start:end]) for start, end in pairwise(bounds)],
-        pa.string(),
+        [digest(text[start:end]) for start, end in pairwise(offsets.tolist())], pa.string()
     )
 
 

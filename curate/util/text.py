@@ -70,7 +70,7 @@ def matching_text_within(values: pa.Array | pa.ChunkedArray, max_bytes: int) -> 
     values = pc.fill_null(values, "") if values.null_count else values
     if len(values) == 0:
         return matching_text(values)
-    offsets, data = _string_buffers(values)
+    offsets, data = string_buffers(values)
     # Counted as the row's length less its other bytes (fewer: positions and a binary search).
     alnum = np.diff(offsets) - _per_row(_NOT_ASCII_ALNUM[data], offsets, sparse=True)
     maybe = alnum <= max_bytes
@@ -120,7 +120,7 @@ def _space_other_whitespace(values: pa.Array) -> pa.Array:
         return values
     filled = pc.fill_null(values, "") if values.null_count else values
     candidates = pc.invert(pc.string_is_ascii(filled))
-    offsets, data = _string_buffers(filled)
+    offsets, data = string_buffers(filled)
     separators = (data - np.uint8(0x1C)) < 4  # \x1c-\x1f, the only ASCII ones
     if separators.any():
         holding = pa.array(_per_row(separators, offsets, sparse=True) > 0)
@@ -147,8 +147,11 @@ def fold_punctuation(values: pa.Array) -> pa.Array:
     return folded
 
 
-def _string_buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets from 0, bytes) of a string or large_string array without nulls."""
+def string_buffers(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets from 0, bytes) of a string or large_string array, without copying the
+    bytes. A null row has no bytes."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
     buffers = values.buffers()
     offsets = np.frombuffer(buffers[1], dtype=offset_type)[
@@ -175,7 +178,7 @@ def _collapse_runs(values: pa.Array, byte_class: np.ndarray) -> pa.Array:
     ends. ``values`` has no nulls."""
     if len(values) == 0:
         return values
-    offsets, data = _string_buffers(values)
+    offsets, data = string_buffers(values)
     folded = byte_class[data]
     # Every folded byte but the first of its run goes.
     dropped = np.flatnonzero(folded & ~_run_starts(folded, offsets))
@@ -238,7 +241,7 @@ def count_class(values: pa.Array, pattern: str, ascii_class: np.ndarray, runs: b
         found = pc.count_substring_regex(subset, pattern).to_numpy(zero_copy_only=False)
         counts[other] = found
     if len(other) < len(values):
-        offsets, data = _string_buffers(values)
+        offsets, data = string_buffers(values)
         marks = ascii_class[data]
         if runs:
             marks = _run_starts(marks, offsets)
@@ -256,7 +259,7 @@ def count_words(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     if len(values) == 0:
         return pa.array([], count_type)
     filled = pc.fill_null(values, "") if values.null_count else values
-    offsets, data = _string_buffers(filled)
+    offsets, data = string_buffers(filled)
     counts = _per_row(_run_starts(~_SPACE_BYTES[data], offsets), offsets, sparse=True)
     mask = (
         np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)

@@ -33,7 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import StageError
-from curate.util.text import HAS_MEANINGFUL_SYMBOL, PROMPT_ROLES, matching_text, record_text
+from curate.util.text import (
+    HAS_MEANINGFUL_SYMBOL,
+    PROMPT_ROLES,
+    matching_text,
+    record_text,
+    string_buffers,
+)
 
 Scheme = Literal["affine32", "legacy"]
 ShingleKind = Literal["word", "char"]
@@ -169,22 +175,6 @@ class _Powers:
 
 
 _POWERS = _Powers()
-
-
-def _string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes, int64 offsets starting at 0) of a string array, without copying the bytes."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type == pa.large_string():
-        raw = np.frombuffer(arr.buffers()[1], np.int64)
-    else:
-        raw = np.frombuffer(arr.buffers()[1], np.int32)
-    offsets = raw[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
-    data = arr.buffers()[2]
-    buf = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    start = int(offsets[0]) if len(offsets) else 0
-    end = int(offsets[-1]) if len(offsets) else 0
-    return buf[start:end], offsets - start
 
 
 def _prefix(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -395,7 +385,7 @@ class MinHasher:
         counts = np.zeros(n_docs, np.int64)
         if n_docs == 0:
             return SignatureBatch(sig, np.zeros(0, np.uint32), counts)
-        _, raw_offsets = _string_parts(texts)
+        raw_offsets, _ = string_buffers(texts)
         doc_starts = _chunk_starts(raw_offsets)
         # Process in chunks (bounded memory, cache-sized temporaries); results land in doc order.
         for lo, hi in itertools.pairwise(doc_starts):
@@ -417,7 +407,7 @@ class MinHasher:
         texts = pc.fill_null(texts, "")
         if len(texts) == 0:
             return np.zeros(0, np.uint32), np.zeros(0, np.int64)
-        _, raw_offsets = _string_parts(texts)
+        raw_offsets, _ = string_buffers(texts)
         doc_starts = _chunk_starts(raw_offsets)
         if len(doc_starts) <= 2:
             return self._chunk_shingle_hashes(texts)
@@ -433,9 +423,9 @@ class MinHasher:
         """:meth:`shingle_hashes` of one chunk."""
         n_docs = len(texts)
         if self.shingle == "char":
-            buf, offsets = _string_parts(matching_text(texts))
+            offsets, buf = string_buffers(matching_text(texts))
             return _char_shingle_hashes(buf, offsets, self.ngram)
-        buf, offsets = _string_parts(texts)
+        offsets, buf = string_buffers(texts)
         slow = _slow_docs(buf, offsets)
         # "C++", "2+2": matching_text spells these symbols out; the byte-level path cannot.
         slow |= np.asarray(
@@ -452,9 +442,9 @@ class MinHasher:
                 continue
             subset = texts.take(pa.array(index))
             if fast:
-                sub_buf, sub_off = _string_parts(subset)
+                sub_off, sub_buf = string_buffers(subset)
             else:
-                sub_buf, sub_off = _string_parts(matching_text(subset))
+                sub_off, sub_buf = string_buffers(matching_text(subset))
             hashes, sub_counts = _word_shingle_hashes(sub_buf, sub_off, fast, self.ngram)
             counts[index] = sub_counts
             parts.append((index, hashes, sub_counts))
