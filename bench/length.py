@@ -21,24 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
+from measure import best_of
 from realdata import DATA, normalized
 
 FILES = ("alpaca", "dolly", "lima")
 EXTRA = ("sharegpt",)
-
-
-def best_of(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - started)
-    return best, result
 
 
 def limits_table(tables: dict[str, Any], limits: dict[str, int], length: Any) -> None:

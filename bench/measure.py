@@ -1,9 +1,12 @@
-"""Peak resident memory of process trees, sampled while a benchmark runs (psutil)."""
+"""Measuring for the benchmarks: peak resident memory of process trees, sampled while a benchmark
+runs (psutil), and the best wall time of a repeated call."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -45,3 +48,13 @@ class PeakSampler(threading.Thread):
         self.stopped.set()
         self.join()
         return self.peaks
+
+
+def best_of(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:
+    """The fastest of ``repeat`` calls of ``work`` (seconds), and what the last call returned."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = work()
+        best = min(best, time.perf_counter() - started)
+    return best, result

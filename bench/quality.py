@@ -23,18 +23,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from measure import best_of
 from realdata import DATA, concatenated
 from scale import generate
 
 
-def best_of(repeat: int, work: Callable[[], Any]) -> float:
+def warm_best_of(repeat: int, work: Callable[[], Any]) -> float:
     work()  # warm-up: regexes compiled, phrase lists loaded
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return best_of(repeat, work)[0]
 
 
 def word_passes(texts: list[Any]) -> list[Any]:
@@ -83,8 +79,8 @@ def main() -> int:
     shares: dict[str, dict[str, float]] = {}
     for name, table in cases:
         texts = [pc.fill_null(table.column(c), "") for c in ("instruction", "input", "output")]
-        baseline = best_of(args.repeat, partial(word_passes, texts))
-        seconds = best_of(args.repeat, partial(stage.run, table))
+        baseline = warm_best_of(args.repeat, partial(word_passes, texts))
+        seconds = warm_best_of(args.repeat, partial(stage.run, table))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"| {name} | {table.num_rows} | {baseline:.3f} | {seconds:.3f} | "

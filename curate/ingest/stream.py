@@ -107,10 +107,7 @@ class DataStream:
         self.lenient = lenient
         self.damage: str | None = None
         self._stat = check_regular(path, display)
-        try:
-            self._handle: BufferedReader = open(path, "rb")  # noqa: SIM115 - closed in chunks()
-        except OSError as exc:
-            raise InputFileError(f"{display}: cannot read file ({exc.strerror or exc})") from exc
+        self._handle = self._open()
         self._raw = _HashingReader(self._handle)
         self.decompressed = 0
         name = path.name.lower()
@@ -184,15 +181,18 @@ class DataStream:
                     continue
             yield piece
 
-    def _reopen(self) -> None:
-        """Read the file again from its start, through a new hashing reader."""
-        self._handle.close()
+    def _open(self) -> BufferedReader:
         try:
-            self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in chunks()
+            return open(self.path, "rb")
         except OSError as exc:
             raise InputFileError(
                 f"{self.display}: cannot read file ({exc.strerror or exc})"
             ) from exc
+
+    def _reopen(self) -> None:
+        """Read the file again from its start, through a new hashing reader."""
+        self._handle.close()
+        self._handle = self._open()
         self._raw = _HashingReader(self._handle)
 
     def _zstd(self) -> Iterator[bytes]:

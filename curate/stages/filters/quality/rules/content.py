@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -17,6 +16,7 @@ from curate.stages.filters.quality.rules import (
     clip,
     detail_on,
     detail_where,
+    true_where,
 )
 from curate.util.text import matching_text, matching_text_within
 
@@ -95,10 +95,8 @@ class PlaceholderOutput(Rule):
         longest_folded = _max(pc.binary_length(folded))
         is_folded_phrase = pc.is_in(matching_text_within(view.output, longest_folded), folded)
         short = pc.less_equal(pc.utf8_length(view.output_stripped), _max(pc.utf8_length(lowered)))
-        is_phrase = pc.replace_with_mask(
-            pa.array(np.zeros(view.num_rows, dtype=bool)),
-            short,
-            pc.is_in(pc.utf8_lower(view.output_stripped.filter(short)), lowered),
+        is_phrase = true_where(
+            short, lambda text: pc.is_in(pc.utf8_lower(text), lowered), view.output_stripped
         )
         whole = pc.or_(pc.fill_null(is_folded_phrase, False), is_phrase)
         tagged = pc.match_substring_regex(view.output, _LEADING_TAG)

@@ -35,9 +35,7 @@ def bigram_jaccards(anchor: pa.Array, others: list[pa.Array]) -> list[np.ndarray
     """:func:`bigram_jaccard` of ``anchor`` with each of ``others``, row by row: every text is
     normalized, split and given word ids once (the anchor is not redone for each other column)."""
     n = len(anchor)
-    texts = nfkc(pa.concat_arrays([anchor, *others]))
-    words = split_words(texts, normalize=False)
-    ids = pc.dictionary_encode(words.words).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    words, ids = _numbered_words(pa.concat_arrays([anchor, *others]))
     # A bigram is its two word ids, exactly: first * vocab + second; a one-word row's word is
     # (vocab - 1) * vocab + id, which no bigram is (no word has id vocab - 1). With the row
     # number in the bits above, one sort per column gives each row's distinct bigrams.
@@ -70,10 +68,15 @@ def bigram_jaccards(anchor: pa.Array, others: list[pa.Array]) -> list[np.ndarray
     return similarities
 
 
-def _hashed_pair(left: pa.Array, right: pa.Array) -> np.ndarray:
-    both = nfkc(pa.concat_arrays([left, right]))
-    words = split_words(both, normalize=False)
+def _numbered_words(texts: pa.Array) -> tuple[Words, np.ndarray]:
+    """The words of each text (NFKC, split on whitespace) and an id per distinct word."""
+    words = split_words(nfkc(texts), normalize=False)
     ids = pc.dictionary_encode(words.words).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return words, ids
+
+
+def _hashed_pair(left: pa.Array, right: pa.Array) -> np.ndarray:
+    words, ids = _numbered_words(pa.concat_arrays([left, right]))
     return _hashed_bigram_jaccard(words, ids, len(left))
 
 
