@@ -121,7 +121,8 @@ def child(mode: str, recipe_path: str, out: str, workers: int) -> None:
     if mode in ("local", "local-fit"):
         executor = LocalExecutor(workers=workers)
         if mode == "local-fit":
-            executor.split_fit_min_rows = 1 << 62  # the whole fit in one process, in memory
+            # the whole fit in one process, in memory
+            executor.split_fit_min_rows = executor.parallel_fit_min_rows = 1 << 62
     else:
         import ray
 

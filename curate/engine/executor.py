@@ -167,51 +167,55 @@ class Executor:
             for stage in stages:
                 stage.use_cache_dir(work / "cache")
 
-            ingest = self._ingest(recipe, partial, strict, base_dir, stages)
-            batches = int(ingest["batches"])
-            previous_dir = StageDir(partial / "stages" / "00-ingest")
-            stage_stats: list[dict[str, Any]] = []
-            for index, stage in enumerate(stages, start=1):
-                target = StageDir(partial / "stages" / stage_label(index, stage))
-                stats = self._run_stage(index, stage, previous_dir, target, batches)
-                stage_stats.append(stats)
-                previous_dir = target
+            try:
+                ingest = self._ingest(recipe, partial, strict, base_dir, stages)
+                batches = int(ingest["batches"])
+                previous_dir = StageDir(partial / "stages" / "00-ingest")
+                self._start_workers(stages, previous_dir, batches)
+                stage_stats: list[dict[str, Any]] = []
+                for index, stage in enumerate(stages, start=1):
+                    target = StageDir(partial / "stages" / stage_label(index, stage))
+                    stats = self._run_stage(index, stage, previous_dir, target, batches)
+                    stage_stats.append(stats)
+                    previous_dir = target
 
-            # The outputs (data/, rejects/, manifest, report) are written on local disk: in the
-            # partial folder itself, or for a run on object storage in a local work folder whose
-            # files are then uploaded into the partial prefix.
-            outputs = partial if isinstance(partial, Path) else work / "outputs"
-            manifest = self._finish(
-                recipe,
-                partial,
-                outputs,
-                previous_dir,
-                stages,
-                ingest,
-                stage_stats,
-                batches,
-                key,
-                started_at,
-                t0,
-                recipe_path,
-            )
-            self._write_report(outputs)
-            if isinstance(partial, ObjectPath):
-                copy_tree(outputs, partial, last=MANIFEST)
-            self._publish(partial, final)
-            if isinstance(partial, ObjectPath):
-                shutil.rmtree(outputs, ignore_errors=True)
-            if any(stage.scrubs_run() for stage in stages):
-                # The checkpoints hold the rows as they were before redaction: keep only their
-                # stats. After publishing, so that a run killed before it still resumes.
-                checkpoints: list[RunPath] = [*(final / "stages").rglob("*.parquet")]
-                for part in checkpoints:
-                    part.unlink()
-                # Embeddings of the unredacted text go too (a vector can give words away).
-                cache = final / "cache" if isinstance(final, Path) else work / "cache"
-                for part in sorted(cache.rglob("*.parquet")):
-                    part.unlink()
-            return RunResult(final, manifest)
+                # The outputs (data/, rejects/, manifest, report) are written on local disk: in the
+                # partial folder itself, or for a run on object storage in a local work folder whose
+                # files are then uploaded into the partial prefix.
+                outputs = partial if isinstance(partial, Path) else work / "outputs"
+                manifest = self._finish(
+                    recipe,
+                    partial,
+                    outputs,
+                    previous_dir,
+                    stages,
+                    ingest,
+                    stage_stats,
+                    batches,
+                    key,
+                    started_at,
+                    t0,
+                    recipe_path,
+                )
+                self._write_report(outputs)
+                if isinstance(partial, ObjectPath):
+                    copy_tree(outputs, partial, last=MANIFEST)
+                self._publish(partial, final)
+                if isinstance(partial, ObjectPath):
+                    shutil.rmtree(outputs, ignore_errors=True)
+                if any(stage.scrubs_run() for stage in stages):
+                    # The checkpoints hold the rows as they were before redaction: keep only their
+                    # stats. After publishing, so that a run killed before it still resumes.
+                    checkpoints: list[RunPath] = [*(final / "stages").rglob("*.parquet")]
+                    for part in checkpoints:
+                        part.unlink()
+                    # Embeddings of the unredacted text go too (a vector can give words away).
+                    cache = final / "cache" if isinstance(final, Path) else work / "cache"
+                    for part in sorted(cache.rglob("*.parquet")):
+                        part.unlink()
+                return RunResult(final, manifest)
+            finally:
+                self._close_workers()
 
     # ------------------------------------------------------------------ ingest
     def _ingest(
@@ -325,6 +329,14 @@ class Executor:
             f"{label}: {stats['rows_in']} -> {stats['rows_out']} rows {stats['dropped'] or ''}".rstrip()
         )
         return stats
+
+    def _start_workers(self, stages: list[Stage], shards: StageDir, batches: int) -> None:
+        """Called once the input is sharded (``shards``), before the first stage: an engine may
+        start its workers here so that they are ready when the stages need them. Default:
+        nothing."""
+
+    def _close_workers(self) -> None:
+        """Called when the run ends, finished or failed: stop what ``_start_workers`` started."""
 
     def _run_per_batch(
         self, stage: Stage, source: StageDir, target: StageDir, batches: int, label: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import pickle
 import shutil
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from curate.engine.checkpoint import ShardParts, StageDir, read_json
 from curate.engine.executor import Executor, RunResult
+from curate.engine.progress import Reporter
 from curate.engine.shards import (
     apply_shard_copy,
     apply_shards,
@@ -38,6 +41,43 @@ class LocalExecutor(Executor):
     # through files on the worker pool instead of holding every signature in memory; below it,
     # starting the pool costs more than it saves. Same output either way.
     split_fit_min_rows = 250_000
+    # With several workers, from this many rows on too: the signatures are most of the fit, and
+    # the steps hash them on every worker (a shard cut in row ranges when there are fewer shards
+    # than workers) and hash the rest of the verification's text for candidates only.
+    parallel_fit_min_rows = 20_000
+
+    def __init__(self, workers: int | None = None, reporter: Reporter | None = None) -> None:
+        super().__init__(workers, reporter)
+        # One pool for the whole run: a spawned worker takes ~0.5 s to start and import the
+        # stages, once instead of once per stage.
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _start_workers(self, stages: list[Stage], shards: StageDir, batches: int) -> None:
+        """Start the pool now when a stage will use it, so that the workers start and import
+        the stages' modules while the first stage runs (in this process, for a single shard)."""
+        if self.workers < 2:
+            return
+        if batches < 2:
+            rows = shard_offsets(shards, batches)[-1]
+            if not any(self._fits_in_parallel(stage, rows) for stage in stages):
+                return
+        pool = self._worker_pool()
+        modules = sorted({type(stage).__module__ for stage in stages})
+        for _ in range(self.workers):
+            pool.submit(import_modules, modules)
+
+    def _close_workers(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: forking a process that already runs Arrow's thread pools is not safe.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=get_context("spawn")
+            )
+        return self._pool
 
     def _run_per_batch(
         self, stage: Stage, source: StageDir, target: StageDir, batches: int, label: str
@@ -80,7 +120,7 @@ class LocalExecutor(Executor):
             if isinstance(stage, SplitFitStage) and stage.split_fallback() is None
             else None
         )
-        if isinstance(stage, SplitFitStage) and offsets and offsets[-1] >= self.split_fit_min_rows:
+        if isinstance(stage, SplitFitStage) and offsets and self._fits_in_steps(offsets[-1]):
             self._fit_in_steps(stage, source, target, offsets, label)
         else:
             self.reporter.start(f"{label} (fit)", total=batches)
@@ -94,6 +134,19 @@ class LocalExecutor(Executor):
             target,
             batches,
             lambda rows, done: self.reporter.advance(rows, done, batches),
+        )
+
+    def _fits_in_steps(self, rows: int) -> bool:
+        if rows >= self.split_fit_min_rows:
+            return True
+        return self.workers > 1 and rows >= self.parallel_fit_min_rows
+
+    def _fits_in_parallel(self, stage: Stage, rows: int) -> bool:
+        """Whether ``stage`` uses the worker pool on a single shard of ``rows`` rows."""
+        return (
+            isinstance(stage, SplitFitStage)
+            and stage.split_fallback() is None
+            and self._fits_in_steps(rows)
         )
 
     def _apply_in_parallel(
@@ -125,12 +178,16 @@ class LocalExecutor(Executor):
         groups = spill_groups(int(offsets[-1]) * stage.band_rows_per_document())
         spill = _spill_dir(target)
         shutil.rmtree(spill, ignore_errors=True)
+        tasks = band_row_tasks(offsets, self.workers)
         try:
-            self.reporter.start(f"{label} (band rows)", total=batches)
+            self.reporter.start(f"{label} (band rows)", total=len(tasks))
             counted = list(
                 self._map(
                     spill_band_rows,
-                    [(stage, source.part(b), offsets[b], spill, b, groups) for b in range(batches)],
+                    [
+                        (stage, source.part(b), (first, count), offsets[b], spill, task, groups)
+                        for task, (b, first, count) in enumerate(tasks)
+                    ],
                     label,
                 )
             )
@@ -157,18 +214,50 @@ class LocalExecutor(Executor):
                 yield function(*args)
             return
         try:
-            # spawn: forking a process that already runs Arrow's thread pools is not safe.
-            with ProcessPoolExecutor(
-                max_workers=min(self.workers, len(arguments)), mp_context=get_context("spawn")
-            ) as pool:
-                futures = [pool.submit(function, *args) for args in arguments]
+            pool = self._worker_pool()
+            futures = [pool.submit(run_in_worker, function, args) for args in arguments]
+            try:
                 for future in futures:
                     yield future.result()
+            finally:
+                for future in futures:  # the caller stopped early (an error): drop the rest
+                    future.cancel()
         except BrokenProcessPool:
+            self._close_workers()
             raise RunDirError(
                 f"{label}: a worker process died (killed or out of memory); finished shards are "
                 "checkpointed: run the same command again to resume"
             ) from None
+
+
+def import_modules(modules: list[str]) -> None:
+    """A worker's first task: import the run's stage modules while the engine is still busy."""
+    for module in modules:
+        importlib.import_module(module)
+
+
+def run_in_worker(function: Any, args: tuple[Any, ...]) -> Any:
+    """One task in a pool worker; then Arrow's memory pool gives back what it holds unused, so
+    that an idle worker between stages does not keep the last shard's peak."""
+    try:
+        return function(*args)
+    finally:
+        pa.default_memory_pool().release_unused()
+
+
+def band_row_tasks(offsets: list[int], workers: int) -> list[tuple[int, int, int]]:
+    """``(shard, first row, rows)`` per band-rows task: each shard whole, or cut in about equal
+    row ranges when there are fewer shards than workers, so that every worker hashes a share."""
+    batches = len(offsets) - 1
+    pieces = max(1, -(-workers // batches)) if batches else 1
+    tasks = []
+    for batch in range(batches):
+        size = offsets[batch + 1] - offsets[batch]
+        step = max(1, -(-size // pieces))
+        tasks += [(batch, first, min(step, size - first)) for first in range(0, size, step)]
+        if size == 0:
+            tasks.append((batch, 0, 0))
+    return tasks
 
 
 def spill_groups(band_rows: int) -> int:

@@ -118,16 +118,24 @@ def apply_shard_copy(
 
 
 def spill_band_rows(
-    stage: SplitFitStage, source: RunPath, offset: int, spill: Path, batch: int, groups: int
+    stage: SplitFitStage,
+    source: RunPath,
+    rows_of_shard: tuple[int, int],
+    offset: int,
+    spill: Path,
+    task: int,
+    groups: int,
 ) -> tuple[int, int]:
-    """Write one shard's band rows as ``spill/group-GGG/shard-BBBBB.arrow``; (rows, max doc)."""
-    rows = stage.band_rows(read_table(source), offset)
+    """Write the band rows of ``rows_of_shard`` (first row, row count) of one shard, whose first
+    row is document ``offset``, as ``spill/group-GGG/shard-TTTTT.arrow``; (rows, max doc)."""
+    first, count = rows_of_shard
+    rows = stage.band_rows(read_table(source).slice(first, count), offset + first)
     group = pc.bit_wise_and(rows.column("part"), pa.scalar(groups - 1, pa.uint32()))
     for index in range(groups):
         part = rows.filter(pc.equal(group, pa.scalar(index, pa.uint32())))
         folder = spill / f"group-{index:03d}"
         folder.mkdir(parents=True, exist_ok=True)
-        feather.write_feather(part, folder / f"shard-{batch:05d}.arrow", compression="uncompressed")
+        feather.write_feather(part, folder / f"shard-{task:05d}.arrow", compression="uncompressed")
     docs = rows.column("doc")
     return rows.num_rows, int(pc.max(docs).as_py()) if rows.num_rows else -1
 

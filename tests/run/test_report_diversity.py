@@ -309,3 +309,28 @@ def test_text_is_instruction_and_input_or_the_user_turns() -> None:
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_text_sampled_before_and_after_is_embedded_once(
+    diversity_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = embed.load_embedder("static")
+    calls: list[list[str]] = []
+
+    def recording(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.asarray(real._encode(texts))
+
+    full = write_report(diversity_run, tmp_path / "full.html").read_text(encoding="utf-8")
+    monkeypatch.setattr(
+        embed,
+        "load_embedder",
+        lambda spec: embed.Embedder(real.name, real.model, real.dimension, real.package, recording),
+    )
+    html = write_report(diversity_run, tmp_path / "once.html").read_text(encoding="utf-8")
+    embedded = [text for call in calls for text in call]
+    assert len(embedded) == len(set(embedded))
+    summary = _summary(full)["diversity"]
+    # Both samples were measured, from fewer texts than their rows together.
+    assert len(embedded) < summary["before"]["rows"] + summary["after"]["rows"]
+    assert _section(html) == _section(full)

@@ -396,8 +396,12 @@ def _measure(
     before_rows, before_total = sample(con, columns, seed, before=True)
     after_texts = texts(after_rows)
     before_texts = texts(before_rows)
-    after_vectors = embed.quantize(embedder.embed(after_texts))
-    before_vectors = embed.quantize(embedder.embed(before_texts))
+    # Most kept rows sampled "after" are sampled "before" too (same seeded order): each distinct
+    # text is embedded once (a text's vector does not depend on the texts embedded with it).
+    distinct = {text: row for row, text in enumerate(dict.fromkeys(after_texts + before_texts))}
+    vectors = embed.quantize(embedder.embed(list(distinct)))
+    after_vectors = vectors[np.array([distinct[text] for text in after_texts], np.intp)]
+    before_vectors = vectors[np.array([distinct[text] for text in before_texts], np.intp)]
     centroids = before_vectors[farthest_point_centroids(before_vectors)]
     coords, explained = principal_map(after_vectors)
     return Diversity(
