@@ -161,6 +161,48 @@ def encode_meta(meta: dict[str, Any] | None) -> str:
     return json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
 
 
+# What json.dumps(ensure_ascii=False) escapes in a string: control characters, quote, backslash.
+_JSON_ESCAPED = r'[\x00-\x1f"\\]'
+
+
+def encode_meta_column(table: pa.Table) -> pa.Array:
+    """:func:`encode_meta` of each row of a table of string (or null) columns, leaving out null
+    values: the same strings, built column-wise. Rows whose values are all present and need no
+    JSON escaping are joined by Arrow; the others go through ``encode_meta``."""
+    names = sorted(
+        name
+        for name, kind in zip(table.column_names, table.schema.types, strict=True)
+        if not pa.types.is_null(kind)
+    )
+    n = table.num_rows
+    if not names:
+        return pa.array(["{}"] * n, pa.string())
+    columns = [pc.cast(table.column(name).combine_chunks(), pa.string()) for name in names]
+    plain = None
+    for column in columns:
+        simple = pc.and_kleene(
+            pc.is_valid(column), pc.invert(pc.match_substring_regex(column, _JSON_ESCAPED))
+        )
+        plain = simple if plain is None else pc.and_(plain, simple)
+    parts: list[Any] = []
+    for index, (name, column) in enumerate(zip(names, columns, strict=True)):
+        parts += [
+            ("{" if index == 0 else '", ') + json.dumps(name, ensure_ascii=False) + ': "',
+            column,
+        ]
+    joined = pc.binary_join_element_wise(*parts, '"}', "")
+    others = pc.invert(pc.fill_null(plain, False))
+    rows = pc.indices_nonzero(others)
+    if not len(rows):
+        return joined
+    subset = table.select(names).take(rows).to_pylist()
+    slow = pa.array(
+        [encode_meta({k: v for k, v in row.items() if v is not None}) for row in subset],
+        pa.string(),
+    )
+    return pc.replace_with_mask(joined, others, slow)
+
+
 _SEP = "\x1f"
 _LIST_SEP = "\x1e"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +16,8 @@ from curate.records import (
     arrow_schema_as_json,
     compute_ids,
     content_id,
+    encode_meta,
+    encode_meta_column,
     record_json_schema,
     write_schema_files,
 )
@@ -110,3 +113,35 @@ def test_record_model_validates_a_row_from_the_arrow_schema() -> None:
     )
     record = Record.model_validate(row | {"meta": {"k": 1}})
     assert record.meta == {"k": 1}
+
+
+def test_meta_column_equals_encode_meta_row_by_row() -> None:
+    # Values that need JSON escaping (quotes, backslashes, control characters), that do not
+    # (non-ASCII, U+2028, DEL), nulls, an all-null column and keys that sort and escape.
+    rng = random.Random(7)
+    alphabet = ["a", " ", '"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "日", "😀", "\u2028"]
+    for _ in range(200):
+        n = rng.randint(0, 20)
+        names = rng.sample(["id", "z", "Alpha", "ß", 'key"q', "a b"], rng.randint(1, 4))
+        columns = {
+            name: pa.array(
+                [
+                    None
+                    if rng.random() < 0.2
+                    else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 5)))
+                    for _ in range(n)
+                ],
+                pa.string(),
+            )
+            for name in names
+        }
+        columns["empty"] = pa.nulls(n)
+        table = pa.table(columns)
+        expected = [
+            encode_meta({k: v for k, v in row.items() if v is not None})
+            for row in table.to_pylist()
+        ]
+        assert encode_meta_column(table).to_pylist() == expected
+        # and every value is JSON that gives the row back
+        for row, text in zip(table.to_pylist(), expected, strict=True):
+            assert json.loads(text) == {k: v for k, v in row.items() if v is not None}

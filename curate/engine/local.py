@@ -22,6 +22,7 @@ from curate.engine.progress import Reporter
 from curate.engine.shards import (
     apply_shard_copy,
     apply_shards,
+    fit_shard_part,
     group_pairs,
     process_shard_copy,
     shard_offsets,
@@ -38,12 +39,12 @@ class LocalExecutor(Executor):
 
     engine_name = "local"
     # From this many input rows on, a stage that fits in steps (minhash_dedup) groups its bands
-    # through files on the worker pool instead of holding every signature in memory; below it,
-    # starting the pool costs more than it saves. Same output either way.
+    # through files instead of holding every signature in memory. Same output either way.
     split_fit_min_rows = 250_000
     # With several workers, from this many rows on too: the signatures are most of the fit, and
     # the steps hash them on every worker (a shard cut in row ranges when there are fewer shards
-    # than workers) and hash the rest of the verification's text for candidates only.
+    # than workers) and hash the rest of the verification's text for candidates only. Below it,
+    # handing the work to the pool costs more than it saves.
     parallel_fit_min_rows = 20_000
 
     def __init__(self, workers: int | None = None, reporter: Reporter | None = None) -> None:
@@ -122,6 +123,11 @@ class LocalExecutor(Executor):
         )
         if isinstance(stage, SplitFitStage) and offsets and self._fits_in_steps(offsets[-1]):
             self._fit_in_steps(stage, source, target, offsets, label)
+        elif stage.fits_in_parts() and batches > 1 and self.workers > 1:
+            # Each shard's share of the fit on the pool, taken in shard order as they come.
+            self.reporter.start(f"{label} (fit)", total=batches)
+            arguments = [(stage, source.part(b)) for b in range(batches)]
+            stage.fit_parts(self._map(fit_shard_part, arguments, label))
         else:
             self.reporter.start(f"{label} (fit)", total=batches)
             stage.fit(ShardParts(source, batches))

@@ -64,6 +64,11 @@ def shard_offsets(source: StageDir, batches: int) -> list[int]:
     return np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
 
 
+def fit_shard_part(stage: GlobalStage, source: RunPath) -> Any:
+    """A global stage's :meth:`~GlobalStage.fit_part` of one shard (a worker's task)."""
+    return stage.fit_part(read_table(source))
+
+
 def warm_shard(stage: GlobalStage, source: RunPath) -> int:
     """A global stage's :meth:`~GlobalStage.warm_cache` on one shard (a worker's task)."""
     table = read_table(source)

@@ -31,7 +31,7 @@ from curate.ingest.parse import (
     open_parsed,
     sample_keys,
 )
-from curate.records import empty_records, empty_rejects, encode_meta
+from curate.records import empty_records, empty_rejects, encode_meta_column
 
 FAMILIES: dict[str, Format] = formats()
 # Record families in detection order (more specific first).
@@ -502,11 +502,7 @@ def _convert_columnar(
             values = pc.fill_null(values, "")
         arrays[field_name] = values
     if leftover:
-        rest = table.select(leftover).to_pylist()
-        arrays["meta"] = pa.array(
-            [encode_meta({k: v for k, v in row.items() if v is not None}) for row in rest],
-            pa.string(),
-        )
+        arrays["meta"] = encode_meta_column(table.select(leftover))
     else:
         arrays["meta"] = pa.array(["{}"] * n, pa.string())
     builder.add_columns(arrays)

@@ -255,6 +255,20 @@ class GlobalStage(Stage):
     def absorb_applied(self, infos: list[Any]) -> None:
         """Add the copies' :meth:`applied_info` to this stage's counts. Default: nothing to add."""
 
+    def fits_in_parts(self) -> bool:
+        """True when ``fit`` is :meth:`fit_part` on each shard (any shard, in any process) and
+        :meth:`fit_parts` on their results in shard order, so that an engine may compute the
+        parts in parallel: the same state as ``fit``. Default: False."""
+        return False
+
+    def fit_part(self, table: pa.Table) -> Any:
+        """One shard's share of the fit (picklable); see :meth:`fits_in_parts`."""
+        raise NotImplementedError(f"global stage {self.name!r} does not implement fit_part()")
+
+    def fit_parts(self, parts: Iterable[Any]) -> None:
+        """``fit`` from every shard's :meth:`fit_part`, in shard order."""
+        raise NotImplementedError(f"global stage {self.name!r} does not implement fit_parts()")
+
     def warms_cache(self) -> bool:
         """True when :meth:`warm_cache` computes part of what ``fit`` needs (embeddings) into the
         run's cache folder, so that an engine can run it on the shards in parallel before

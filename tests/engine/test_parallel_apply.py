@@ -4,12 +4,14 @@ same bytes and the same manifest counts as applying them in order in the engine'
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from testutils import REPO, run_digests
 
 from curate.engine.local import LocalExecutor
 from curate.recipe import load_recipe
+from curate.stages.dedup.exact import ExactDedup
 from curate.stages.expand import ExpandTemplates
 
 
@@ -41,3 +43,29 @@ def test_expand_on_the_worker_pool_equals_expand_in_order(
     assert expand["dropped"] == reference["dropped"]
     assert expand["info"]["few_shot"]["rows"] > 0
     assert pooled == ["expand_v1"]  # the other global stages apply in order
+
+
+def test_exact_dedup_fitted_in_parts_on_the_pool_equals_its_fit_in_order(
+    tmp_path: Path, in_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small shards: duplicates sit in different shards, so the parts must be taken in order.
+    recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=16"])
+    tasks: list[str] = []
+    original = LocalExecutor._map
+
+    def spy(engine: LocalExecutor, function: Any, arguments: list[Any], label: str) -> Any:
+        tasks.extend(function.__name__ for _ in arguments)
+        return original(engine, function, arguments, label)
+
+    monkeypatch.setattr(LocalExecutor, "_map", spy)
+    in_parts = LocalExecutor(workers=2).run(recipe, out=tmp_path / "parts")
+    batches = in_parts.manifest["engine"]["batches"]
+    assert batches > 1 and tasks.count("fit_shard_part") == batches
+    monkeypatch.setattr(ExactDedup, "fits_in_parts", lambda self: False)
+    whole = LocalExecutor(workers=2).run(recipe, out=tmp_path / "whole")
+
+    assert run_digests(tmp_path / "parts") == run_digests(tmp_path / "whole")
+    exact = next(s for s in in_parts.manifest["stages"] if s["name"].startswith("exact"))
+    reference = next(s for s in whole.manifest["stages"] if s["name"].startswith("exact"))
+    assert exact["dropped"] == reference["dropped"]
+    assert exact["dropped"]["exact_duplicate"] > 0

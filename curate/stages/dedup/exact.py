@@ -28,6 +28,10 @@ def dedup_key(table: pa.Table, fields: Sequence[str]) -> pa.Array:
     )
 
 
+def _ids(table: pa.Table) -> np.ndarray:
+    return np.array(table.column("id").to_pylist(), dtype="S32")
+
+
 def _default_key_fields() -> list[KeyField]:
     return ["instruction", "input"]
 
@@ -90,7 +94,7 @@ class ExactDedup(GlobalStage):
 
     def _fit_batch(self, batch: pa.Table, hashes: np.ndarray) -> None:
         self._hash_parts.append(hashes)
-        self._id_parts.append(np.array(batch.column("id").to_pylist(), dtype="S32"))
+        self._id_parts.append(_ids(batch))
 
     def _finish_fit(self) -> None:
         """Per distinct key hash, the position of its first row in the stream."""
@@ -103,9 +107,20 @@ class ExactDedup(GlobalStage):
 
     def fit(self, batches: Iterable[pa.Table]) -> None:
         """Record the first occurrence of every key across the stream (batches in stream order)."""
+        self.fit_parts(self.fit_part(batch) for batch in batches)
+
+    def fits_in_parts(self) -> bool:
+        return True
+
+    def fit_part(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """The shard's key hashes and ids: the costly part of the fit (normalizing the keys)."""
+        return self._key_hashes(table), _ids(table)
+
+    def fit_parts(self, parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
         self._reset()
-        for batch in batches:
-            self._fit_batch(batch, self._key_hashes(batch))
+        for hashes, ids in parts:
+            self._hash_parts.append(hashes)
+            self._id_parts.append(ids)
         self._finish_fit()
 
     def run(self, table: pa.Table) -> StageResult:
