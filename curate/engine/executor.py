@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,7 +51,13 @@ from curate.engine.manifest import (
 )
 from curate.engine.progress import Reporter
 from curate.errors import CurateError, RunDirError
-from curate.ingest.sources import read_source
+from curate.ingest.sources import (
+    FileOutcome,
+    SourceConfig,
+    SourceData,
+    read_source_file,
+    source_plan,
+)
 from curate.recipe import Recipe
 from curate.records import REJECT_SCHEMA
 from curate.run.funnel import source_accounting
@@ -58,7 +65,7 @@ from curate.run.layout import MANIFEST, RUN_CARD, RunDir, publish, refuse_foreig
 from curate.run.manifest import Manifest
 from curate.run.writer import write_dataset
 from curate.stages.base import GlobalStage, Stage
-from curate.util.files import write_bytes_atomic, write_json_atomic
+from curate.util.files import io_error, write_bytes_atomic, write_json_atomic
 from curate.util.storage import (
     ObjectPath,
     RunPath,
@@ -77,6 +84,57 @@ def local_work_dir(partial: RunPath) -> Path:
         return partial
     digest = hashlib.sha256(str(partial).encode()).hexdigest()[:16]
     return work_root() / f"{partial.bucket}-{digest}"
+
+
+def read_input_file(
+    config: SourceConfig,
+    path: Path,
+    display: str,
+    strict: bool,
+    batch_size: int,
+    with_ids: bool,
+    scratch: Path,
+) -> tuple[FileOutcome, list[tuple[Path, int]], list[Path]]:
+    """Read one input file into ingest shards in the local ``scratch`` folder (a task for any
+    process): the file's outcome, its record shards with their row counts, its reject parts."""
+    parts: list[tuple[Path, int]] = []
+    rejects: list[Path] = []
+
+    def write_records(table: pa.Table) -> None:
+        where = scratch / f"part-{len(parts):05d}.parquet"
+        write_parquet_atomic(table, where)
+        parts.append((where, table.num_rows))
+
+    def write_rejects(table: pa.Table) -> None:
+        where = scratch / f"rejects-{len(rejects):05d}.parquet"
+        write_parquet_atomic(table.cast(REJECT_SCHEMA), where)
+        rejects.append(where)
+
+    outcome = read_source_file(
+        config,
+        path,
+        display,
+        strict=strict,
+        batch_size=batch_size,
+        with_ids=with_ids,
+        on_records=write_records,
+        on_rejects=write_rejects,
+    )
+    return outcome, parts, rejects
+
+
+def _move_part(part: Path, target: RunPath) -> None:
+    """A shard written in the scratch folder to its place in the run directory (on local disk a
+    rename, on object storage an upload)."""
+    if isinstance(target, ObjectPath):
+        target.write_bytes(part.read_bytes())
+        part.unlink()
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, target)
+    except OSError as exc:
+        raise io_error(target, exc) from None
 
 
 @dataclass
@@ -234,49 +292,55 @@ class Executor:
             remove_tree(target.path)
         started = time.perf_counter()
         with_ids = not (stages and stages[0].recomputes_ids)
-        batch = 0
-        reject_part = 0
+        # Every source's files first (a source without any fails before anything is read), then
+        # one task per file; each writes its shards into a local scratch folder and they are
+        # numbered here, in recipe order, whoever read them.
+        plans = [(config, *source_plan(config, base_dir)) for config in recipe.sources]
+        scratch = local_work_dir(partial) / ".ingest"
+        shutil.rmtree(scratch, ignore_errors=True)
+        tasks = [
+            (config, path, display, strict, recipe.batch_size, with_ids, scratch / f"{n:05d}")
+            for n, (config, path, display) in enumerate(
+                (config, path, display) for config, files, _ in plans for path, display in files
+            )
+        ]
+        results = self._read_files(tasks)
+        batch = reject_part = 0
         sources: list[dict[str, Any]] = []
         self.reporter.start("ingest", total=len(recipe.sources))
-        for done, config in enumerate(recipe.sources, start=1):
-            source_rows = 0
-
-            def write_records(table: pa.Table) -> None:
-                nonlocal batch, source_rows
-                write_parquet_atomic(table, target.part(batch))
-                batch += 1
-                source_rows += table.num_rows
-
-            def write_rejects(table: pa.Table) -> None:
-                nonlocal reject_part
-                write_parquet_atomic(table.cast(REJECT_SCHEMA), target.rejects(reject_part))
-                reject_part += 1
-
-            data = read_source(
-                config,
-                base_dir=base_dir,
-                strict=strict,
-                batch_size=recipe.batch_size,
-                with_ids=with_ids,
-                log=self.reporter.info,
-                on_records=write_records,
-                on_rejects=write_rejects,
-            )
-            sources.append(
-                {
-                    "name": config.name,
-                    "path": config.path,
-                    "format": config.format,
-                    "license": config.license,
-                    "files": data.files,
-                    "skipped_files": data.skipped,
-                    "warnings": data.warnings,
-                    "rows_read": data.rows_read,
-                }
-            )
-            for warning in data.warnings:
-                self.reporter.warn(warning)
-            self.reporter.advance(source_rows, done, len(recipe.sources))
+        try:
+            for done, (config, files, skipped) in enumerate(plans, start=1):
+                data = SourceData(config, skipped=skipped)
+                source_rows = 0
+                for _ in files:
+                    outcome, parts, rejects = next(results)
+                    for part, rows in parts:
+                        _move_part(part, target.part(batch))
+                        batch += 1
+                        source_rows += rows
+                    for part in rejects:
+                        _move_part(part, target.rejects(reject_part))
+                        reject_part += 1
+                    data.add(outcome)
+                    self.reporter.info(outcome.message)
+                sources.append(
+                    {
+                        "name": config.name,
+                        "path": config.path,
+                        "format": config.format,
+                        "license": config.license,
+                        "files": data.files,
+                        "skipped_files": data.skipped,
+                        "warnings": data.warnings,
+                        "rows_read": data.rows_read,
+                    }
+                )
+                for warning in data.warnings:
+                    self.reporter.warn(warning)
+                self.reporter.advance(source_rows, done, len(recipe.sources))
+        finally:
+            results.close()
+            shutil.rmtree(scratch, ignore_errors=True)
         summary = {
             "batches": batch,
             "sources": sources,
@@ -284,6 +348,13 @@ class Executor:
         }
         write_json_atomic(summary, target.path / SUCCESS)
         return summary
+
+    def _read_files(
+        self, tasks: list[tuple[Any, ...]]
+    ) -> Generator[tuple[FileOutcome, list[tuple[Path, int]], list[Path]], None, None]:
+        """:func:`read_input_file` of each task, in order. Default: one after the other, here."""
+        for task in tasks:
+            yield read_input_file(*task)
 
     # ------------------------------------------------------------------ stages
     def _run_stage(

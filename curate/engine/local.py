@@ -6,7 +6,7 @@ import hashlib
 import importlib
 import pickle
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.engine.checkpoint import ShardParts, StageDir, read_json
-from curate.engine.executor import Executor, RunResult
+from curate.engine.executor import Executor, RunResult, read_input_file
 from curate.engine.progress import Reporter
 from curate.engine.shards import (
     apply_shard_copy,
@@ -46,6 +46,9 @@ class LocalExecutor(Executor):
     # than workers) and hash the rest of the verification's text for candidates only. Below it,
     # handing the work to the pool costs more than it saves.
     parallel_fit_min_rows = 20_000
+    # Input files are read on the worker pool from this many bytes on (on disk, compressed or
+    # not): below it, reading them here is quicker than starting the pool first.
+    parallel_ingest_min_bytes = 16 << 20
 
     def __init__(self, workers: int | None = None, reporter: Reporter | None = None) -> None:
         super().__init__(workers, reporter)
@@ -66,6 +69,14 @@ class LocalExecutor(Executor):
         modules = sorted({type(stage).__module__ for stage in stages})
         for _ in range(self.workers):
             pool.submit(import_modules, modules)
+
+    def _read_files(self, tasks: list[tuple[Any, ...]]) -> Generator[Any, None, None]:
+        """The input files on the worker pool when there are several and enough bytes to read
+        that starting the pool pays (it then stays for the stages)."""
+        size = sum(_file_size(task[1]) for task in tasks)
+        if self.workers < 2 or len(tasks) < 2 or size < self.parallel_ingest_min_bytes:
+            return super()._read_files(tasks)
+        return self._map(read_input_file, tasks, "ingest")
 
     def _close_workers(self) -> None:
         if self._pool is not None:
@@ -212,7 +223,9 @@ class LocalExecutor(Executor):
             band_rows,
         )
 
-    def _map(self, function: Any, arguments: list[tuple[Any, ...]], label: str) -> Iterator[Any]:
+    def _map(
+        self, function: Any, arguments: list[tuple[Any, ...]], label: str
+    ) -> Generator[Any, None, None]:
         """``function(*args)`` for each tuple, in order: on the worker pool when there are
         several workers and tasks, otherwise in this process."""
         if len(arguments) < 2 or self.workers < 2:
@@ -234,6 +247,13 @@ class LocalExecutor(Executor):
                 f"{label}: a worker process died (killed or out of memory); finished shards are "
                 "checkpointed: run the same command again to resume"
             ) from None
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
 
 
 def import_modules(modules: list[str]) -> None:

@@ -109,6 +109,15 @@ class SourceData:
     def rows_read(self) -> int:
         return sum(int(f["rows_read"]) for f in self.files)
 
+    def add(self, outcome: FileOutcome) -> None:
+        """One file's entry (or why it was skipped) and its warnings."""
+        if outcome.skipped is not None:
+            self.skipped.append(outcome.skipped)
+            return
+        if outcome.entry is not None:
+            self.files.append(outcome.entry)
+        self.warnings.extend(outcome.warnings)
+
 
 def _display_path(path: Path) -> str:
     remote = input_name(path)
@@ -139,6 +148,89 @@ def source_files(
     return files, skipped
 
 
+def source_plan(
+    config: SourceConfig, base_dir: Path | None = None
+) -> tuple[list[tuple[Path, str]], list[dict[str, str]]]:
+    """A source's data files with the names records and manifests give them, and the files it
+    skips (by extension). No data file at all raises."""
+    files, skipped = source_files(config, base_dir)
+    if not files:
+        raise InputFileError(
+            f"source {config.name!r}: no data files under {', '.join(config.paths)}"
+        )
+    skips = [
+        {"path": _display_path(path), "reason": "not a data file (by extension)"}
+        for path in skipped
+    ]
+    return [(path, _display_path(path)) for path in files], skips
+
+
+@dataclass
+class FileOutcome:
+    """One file of a source, read (its tables went to the sinks): its manifest entry, or why it
+    was skipped, its warnings and the line to log."""
+
+    entry: dict[str, Any] | None
+    skipped: dict[str, str] | None
+    warnings: list[str]
+    message: str
+
+
+def read_source_file(
+    config: SourceConfig,
+    path: Path,
+    display: str,
+    *,
+    strict: bool,
+    batch_size: int,
+    with_ids: bool,
+    on_records: Sink,
+    on_rejects: Sink,
+) -> FileOutcome:
+    """Read one file of a source (from :func:`source_plan`) into ``batch_size``-row record
+    tables (the last one shorter) and ingest rejects, handed to the sinks as they are read."""
+    reader = FileReader(
+        path,
+        source=config.name,
+        display=display,
+        format=config.format,
+        license=config.license,
+        fields=config.fields,
+        strict=strict,
+        lenient_json=config.lenient,
+        with_ids=with_ids,
+        limits=Limits(batch_rows=batch_size, max_record_bytes=config.max_record_bytes),
+    )
+    pending = _Rebatcher(batch_size, on_records)
+    kept = rejected = 0
+    try:
+        for records, rejects in reader.chunks():
+            kept += records.num_rows
+            rejected += rejects.num_rows
+            pending.add(records)
+            if rejects.num_rows:
+                on_rejects(rejects)
+    except SkippedFile as skip:
+        return FileOutcome(
+            None, {"path": display, "reason": str(skip)}, [], f"skip {display}: {skip}"
+        )
+    pending.flush()
+    entry: dict[str, Any] = {
+        "path": display,
+        "format": reader.format,
+        "format_detected": reader.detected,
+    }
+    if reader.confidence is not None:
+        entry["format_confidence"] = reader.confidence
+        entry["format_rows_sampled"] = reader.sampled
+    entry.update(reader.fingerprint())
+    entry["rows_read"] = reader.rows_read
+    entry["rows_rejected_at_ingest"] = rejected
+    how = "detected" if reader.detected else "given"
+    message = f"read {display}: {reader.format} ({how}), {kept} rows, {rejected} rejected"
+    return FileOutcome(entry, None, list(reader.warnings), message)
+
+
 def read_source(
     config: SourceConfig,
     *,
@@ -158,65 +250,20 @@ def read_source(
     ``batch_size`` rows except the last of each file.
     """
     data = SourceData(config)
-    keep_records = on_records or data.batches.append
-    keep_rejects = on_rejects or data.rejects.append
-    files, skipped = source_files(config, base_dir)
-    for path in skipped:
-        data.skipped.append(
-            {"path": _display_path(path), "reason": "not a data file (by extension)"}
-        )
-    if not files:
-        raise InputFileError(
-            f"source {config.name!r}: no data files under {', '.join(config.paths)}"
-        )
-    limits = Limits(batch_rows=batch_size, max_record_bytes=config.max_record_bytes)
-    for path in files:
-        display = _display_path(path)
-        reader = FileReader(
+    files, data.skipped = source_plan(config, base_dir)
+    for path, display in files:
+        outcome = read_source_file(
+            config,
             path,
-            source=config.name,
-            display=display,
-            format=config.format,
-            license=config.license,
-            fields=config.fields,
+            display,
             strict=strict,
-            lenient_json=config.lenient,
+            batch_size=batch_size,
             with_ids=with_ids,
-            limits=limits,
+            on_records=on_records or data.batches.append,
+            on_rejects=on_rejects or data.rejects.append,
         )
-        pending = _Rebatcher(batch_size, keep_records)
-        kept = rejected = 0
-        try:
-            for records, rejects in reader.chunks():
-                kept += records.num_rows
-                rejected += rejects.num_rows
-                pending.add(records)
-                if rejects.num_rows:
-                    keep_rejects(rejects)
-        except SkippedFile as skip:
-            data.skipped.append({"path": display, "reason": str(skip)})
-            log(f"skip {display}: {skip}")
-            continue
-        pending.flush()
-        entry: dict[str, Any] = {
-            "path": display,
-            "format": reader.format,
-            "format_detected": reader.detected,
-        }
-        if reader.confidence is not None:
-            entry["format_confidence"] = reader.confidence
-            entry["format_rows_sampled"] = reader.sampled
-        data.files.append(
-            {
-                **entry,
-                **reader.fingerprint(),
-                "rows_read": reader.rows_read,
-                "rows_rejected_at_ingest": rejected,
-            }
-        )
-        data.warnings.extend(reader.warnings)
-        how = "detected" if reader.detected else "given"
-        log(f"read {display}: {reader.format} ({how}), {kept} rows, {rejected} rejected")
+        data.add(outcome)
+        log(outcome.message)
     return data
 
 
