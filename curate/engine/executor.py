@@ -298,11 +298,10 @@ class Executor:
         plans = [(config, *source_plan(config, base_dir)) for config in recipe.sources]
         scratch = local_work_dir(partial) / ".ingest"
         shutil.rmtree(scratch, ignore_errors=True)
+        inputs = [(config, path, display) for config, found, _ in plans for path, display in found]
         tasks = [
             (config, path, display, strict, recipe.batch_size, with_ids, scratch / f"{n:05d}")
-            for n, (config, path, display) in enumerate(
-                (config, path, display) for config, files, _ in plans for path, display in files
-            )
+            for n, (config, path, display) in enumerate(inputs)
         ]
         results = self._read_files(tasks)
         batch = reject_part = 0
