@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import random
+
 import pyarrow as pa
 from testutils import records_table
 
 from curate.stages import get_stage
-from curate.stages.dedup.exact import ExactDedup
+from curate.stages.dedup.exact import ExactDedup, dedup_key
 
 
 def table_of(*rows: dict, source: str = "s") -> pa.Table:
@@ -82,3 +84,36 @@ def test_identical_rows_are_all_but_one_dropped() -> None:
     kept, rejected = ExactDedup().run(table)
     assert kept.num_rows == 1 and rejected.num_rows == 2
     assert kept.num_rows + rejected.num_rows == table.num_rows
+
+
+def test_every_row_points_at_the_first_row_with_its_key_across_shards() -> None:
+    # Many rows over few keys (spelled differently), fitted in shards of random sizes: each row
+    # is kept iff no earlier row of the stream has its normalized key, else points at that row.
+    rng = random.Random(5)
+    words = ["alpha", "Beta", "GAMMA", "delta"]
+    rows = [
+        {"instruction": f"{rng.choice(words)} {rng.choice(words)}{rng.choice(['', '.', '?!'])}"}
+        for _ in range(300)
+    ]
+    table = table_of(*rows)
+    cuts = sorted(rng.sample(range(1, len(rows)), 6))
+    shards = [table.slice(a, b - a) for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
+    stage = ExactDedup()
+    stage.fit(shards)
+    results = [stage.apply(shard) for shard in shards]
+
+    keys = dedup_key(table, ["instruction", "input", "messages"]).to_pylist()
+    ids = table.column("id").to_pylist()
+    first: dict[str, str] = {}
+    expected_kept, expected_dup_of = [], []
+    for key, row_id in zip(keys, ids, strict=True):
+        if key in first:
+            expected_dup_of.append(first[key])
+        else:
+            first[key] = row_id
+            expected_kept.append(row_id)
+    kept = pa.concat_tables([r.kept for r in results])
+    rejected = pa.concat_tables([r.rejected for r in results])
+    assert kept.column("id").to_pylist() == expected_kept
+    assert rejected.column("duplicate_of").to_pylist() == expected_dup_of
+    assert 4 < len(expected_kept) < len(rows) // 2  # keys repeat, and not all into one
