@@ -93,3 +93,19 @@ def tiny_tokenizer_json(path: Path, corpus: list[str]) -> Path:
     tok.train_from_iterator(corpus, trainer)
     tok.save(str(path))
     return path
+
+
+def pool_tasks(monkeypatch: Any) -> list[str]:
+    """The names of the functions the local engine hands to ``_map`` (its worker pool), one per
+    task, recorded while the tasks run as usual."""
+    from curate.engine.local import LocalExecutor
+
+    tasks: list[str] = []
+    original = LocalExecutor._map
+
+    def spy(engine: LocalExecutor, function: Any, arguments: list[Any], label: str) -> Any:
+        tasks.extend(function.__name__ for _ in arguments)
+        return original(engine, function, arguments, label)
+
+    monkeypatch.setattr(LocalExecutor, "_map", spy)
+    return tasks

@@ -4,10 +4,9 @@ same bytes and the same manifest counts as applying them in order in the engine'
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from testutils import REPO, run_digests
+from testutils import REPO, pool_tasks, run_digests
 
 from curate.engine.local import LocalExecutor
 from curate.recipe import load_recipe
@@ -50,14 +49,7 @@ def test_exact_dedup_fitted_in_parts_on_the_pool_equals_its_fit_in_order(
 ) -> None:
     # Small shards: duplicates sit in different shards, so the parts must be taken in order.
     recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=16"])
-    tasks: list[str] = []
-    original = LocalExecutor._map
-
-    def spy(engine: LocalExecutor, function: Any, arguments: list[Any], label: str) -> Any:
-        tasks.extend(function.__name__ for _ in arguments)
-        return original(engine, function, arguments, label)
-
-    monkeypatch.setattr(LocalExecutor, "_map", spy)
+    tasks = pool_tasks(monkeypatch)
     in_parts = LocalExecutor(workers=2).run(recipe, out=tmp_path / "parts")
     batches = in_parts.manifest["engine"]["batches"]
     assert batches > 1 and tasks.count("fit_shard_part") == batches

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testutils import REPO, run_digests
+from testutils import REPO, pool_tasks, run_digests
 
 from curate.engine.local import LocalExecutor
 from curate.errors import CurateError
@@ -31,14 +31,7 @@ def test_files_read_on_the_pool_equal_files_read_in_order(
 ) -> None:
     # Every sample format; a .gz and a .zst; shards of a few rows, so files give several each.
     recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=4"])
-    tasks: list[str] = []
-    original = LocalExecutor._map
-
-    def spy(engine: LocalExecutor, function: Any, arguments: list[Any], label: str) -> Any:
-        tasks.extend(function.__name__ for _ in arguments)
-        return original(engine, function, arguments, label)
-
-    monkeypatch.setattr(LocalExecutor, "_map", spy)
+    tasks = pool_tasks(monkeypatch)
     pooled = _engine(2, True).run(recipe, out=tmp_path / "pooled")
     files = sum(len(source["files"]) for source in pooled.manifest["sources"])
     assert files > 5 and tasks.count("read_input_file") == files
