@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import cached_property, lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 _NUMBER_WORDS = {
@@ -250,21 +251,75 @@ _FUNCTION_WORDS = {
 _QUESTION_KINDS = ("how many", "how much", "how long", "how old", "how far")
 
 
-def _words(text: str) -> list[str]:
-    return [_NUMBER_WORDS.get(w, w) for w in _WORD.findall(text.lower())]
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(_NUMBER_WORDS.get(w, w) for w in _WORD.findall(text.lower()))
 
 
-def _numbers(words: list[str]) -> Counter[str]:
-    return Counter(w for w in words if w[:1].isdigit())
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
-def _content(text: str) -> set[str]:
-    """Content words, crudely singular ("superheroes" / "superhero" stay different words)."""
-    return {
-        w[:-1] if w.endswith("s") and len(w) > 3 else w
-        for w in _words(text)
-        if len(w) > 2 and w not in _FUNCTION_WORDS
-    }
+class _Reading:
+    """What the tests below read off one text, each part computed when first asked for."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        return _words(self.text)
+
+    @cached_property
+    def word_set(self) -> frozenset[str]:
+        return frozenset(self.words)
+
+    @cached_property
+    def numbers(self) -> Counter[str]:
+        return Counter(w for w in self.words if w[:1].isdigit())
+
+    @cached_property
+    def negations(self) -> int:
+        return sum(w in _NEGATIONS or w.endswith("n't") for w in self.words)
+
+    @cached_property
+    def content(self) -> frozenset[str]:
+        """Content words, crudely singular ("superheroes" / "superhero" stay different words)."""
+        return frozenset(
+            w[:-1] if w.endswith("s") and len(w) > 3 else w
+            for w in self.words
+            if len(w) > 2 and w not in _FUNCTION_WORDS
+        )
+
+    @cached_property
+    def content_words(self) -> frozenset[str]:
+        """Content words as written (:attr:`content` without the crude singular)."""
+        return frozenset(w for w in self.words if len(w) > 2 and w not in _FUNCTION_WORDS)
+
+    @cached_property
+    def question_kinds(self) -> frozenset[str]:
+        joined = f" {' '.join(self.words)} "
+        return frozenset(kind for kind in _QUESTION_KINDS if f" {kind} " in joined)
+
+    @cached_property
+    def sentences(self) -> tuple[tuple[str, ...], ...]:
+        parts = _SENTENCE_END.split(self.text.strip())
+        return tuple(words for part in parts if (words := _words(part)))
+
+
+# A dedup stage compares one request with many others (a cluster's keeper with each member, and
+# each pair again when its clusters are checked), so the readings of the most recent texts are
+# kept. Only texts up to _CACHED_CHARS are kept, which bounds the cache (~100 MB at most; ~3 KB
+# per 20-word request).
+_CACHED_TEXTS = 8192
+_CACHED_CHARS = 1000
+
+
+@lru_cache(maxsize=_CACHED_TEXTS)
+def _cached_reading(text: str) -> _Reading:
+    return _Reading(text)
+
+
+def _read(text: str) -> _Reading:
+    return _cached_reading(text) if len(text) <= _CACHED_CHARS else _Reading(text)
 
 
 def same_question(first: str, second: str) -> bool:
@@ -272,7 +327,7 @@ def same_question(first: str, second: str) -> bool:
     material dominates any similarity of the whole, so the questions must use the same content
     words. "Who amongst these are women: <list>" is not "Who amongst these are tennis players:
     <list>"."""
-    return _content(first) == _content(second)
+    return _read(first).content == _read(second).content
 
 
 _MATERIAL = re.compile(r"[:\n]")
@@ -292,7 +347,7 @@ def split_material(text: str, min_chars: int = 40) -> tuple[str, str]:
 _SHORT_WORDS = 30
 
 
-def _opposite(only_a: set[str], only_b: set[str]) -> str | None:
+def _opposite(only_a: frozenset[str], only_b: frozenset[str]) -> str | None:
     for word in sorted(only_a):
         for other in sorted(only_b):
             if frozenset((word, other)) in _OPPOSITES:
@@ -309,17 +364,17 @@ def contrast(first: str, second: str) -> str | None:
     question_b, material_b = split_material(second)
     if material_a and material_b and not same_question(question_a, question_b):
         return "another question about the same material"
-    a, b = _words(first), _words(second)
-    if _numbers(a) != _numbers(b):
+    reading_a, reading_b = _read(first), _read(second)
+    a, b = reading_a.words, reading_b.words
+    if reading_a.numbers != reading_b.numbers:
         return "numbers"
+    set_a, set_b = reading_a.word_set, reading_b.word_set
+    only_a, only_b = set_a - set_b, set_b - set_a
     if max(len(a), len(b)) > _SHORT_WORDS:
         # A long request that adds a sentence ("My car is not that old!") is still the same
         # request: only an opposite tells two long ones apart here.
-        return _opposite(set(a) - set(b), set(b) - set(a))
-    only_a, only_b = set(a) - set(b), set(b) - set(a)
-    if sum(w in _NEGATIONS or w.endswith("n't") for w in a) != sum(
-        w in _NEGATIONS or w.endswith("n't") for w in b
-    ):
+        return _opposite(only_a, only_b)
+    if reading_a.negations != reading_b.negations:
         return "negation"
     opposite = _opposite(only_a, only_b)
     if opposite:
@@ -327,19 +382,18 @@ def contrast(first: str, second: str) -> str | None:
     scope = (only_a | only_b) & _SCOPE
     if scope:
         return f"scope: {', '.join(sorted(scope))}"
-    joined_a, joined_b = f" {' '.join(a)} ", f" {' '.join(b)} "
+    kinds_a, kinds_b = reading_a.question_kinds, reading_b.question_kinds
     for kind in _QUESTION_KINDS:
-        if (f" {kind} " in joined_a) != (f" {kind} " in joined_b):
+        if (kind in kinds_a) != (kind in kinds_b):
             return f"question: {kind}"
     # One request is the other plus a condition: "... in the fewest moves possible".
-    content_a = {w for w in a if len(w) > 2 and w not in _FUNCTION_WORDS}
-    content_b = {w for w in b if len(w) > 2 and w not in _FUNCTION_WORDS}
+    content_a, content_b = reading_a.content_words, reading_b.content_words
     if content_a != content_b and (content_a <= content_b or content_b <= content_a):
         extra = content_a ^ content_b
         if len(extra) >= 2:
             return f"added: {', '.join(sorted(extra))}"
     # The words both share, in another order: "Fahrenheit to Celsius" / "Celsius to Fahrenheit".
-    shared = set(a) & set(b)
+    shared = set_a & set_b
     order_a = [w for w in a if w in shared and w not in _FUNCTION_WORDS]
     order_b = [w for w in b if w in shared and w not in _FUNCTION_WORDS]
     if Counter(order_a) == Counter(order_b) and order_a != order_b:
@@ -347,19 +401,12 @@ def contrast(first: str, second: str) -> str | None:
     return None
 
 
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
-
-
-def _sentences(text: str) -> list[tuple[str, ...]]:
-    return [tuple(words) for part in _SENTENCE_END.split(text.strip()) if (words := _words(part))]
-
-
 def changed_ask(first: str, second: str) -> str | None:
     """Two long requests that share their setting but end in another ask: the last sentence of
     each was changed, and each keeps content words the other lacks ("... a scenario that involves
     voluntary donation." / "... that involves manipulated, coerced donation."). A sentence only
     added ("My car is not that old!") is not a changed ask."""
-    a, b = _sentences(first), _sentences(second)
+    a, b = _read(first).sentences, _read(second).sentences
     if not a or not b or a[-1] == b[-1] or a[-1] in b or b[-1] in a:
         return None
     ask_a = {w for w in a[-1] if len(w) > 2 and w not in _FUNCTION_WORDS}
@@ -380,6 +427,6 @@ def contrast_with_material(
     if material_a.strip() and material_b.strip() and not same_question(first, second):
         return "another question about the same material"
     found = contrast(first, second)
-    if found is None and max(len(_words(first)), len(_words(second))) > _SHORT_WORDS:
+    if found is None and max(len(_read(first).words), len(_read(second).words)) > _SHORT_WORDS:
         found = changed_ask(first, second)
     return found

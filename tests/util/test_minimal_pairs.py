@@ -85,3 +85,29 @@ def test_material_given_apart_must_be_asked_the_same_question() -> None:
         contrast_with_material("Extract the islands.", "Extract the islands!", passage, passage)
         is None
     )
+
+
+def test_a_text_read_before_is_judged_as_when_first_read() -> None:
+    """Readings of recent texts are kept (a keeper meets many members); texts over the kept size
+    are read each time. Either way each pair gets the reason it got the first time."""
+    long_tail = " ".join(f"word{i}" for i in range(300))
+    pairs = [
+        ("Name two animals that can fly.", "Name an animal that can fly."),
+        ("why do dogs like humans?", "Why do humans like dogs?"),
+        ("Can you swim?", "Can you not swim?"),
+        (
+            f"How many legs does a spider have? {long_tail}",
+            f"What legs does a spider have? {long_tail}",
+        ),
+        (f"Describe a big city. {long_tail}", f"Describe a small city. {long_tail}"),
+        ("List the planets.", "List the planets, please."),
+    ]
+    assert len(pairs[3][0]) > 1000  # over the cached size
+    first = [contrast(a, b) for a, b in pairs]
+    again = [contrast(a, b) for a, b in pairs] + [contrast(b, a) for a, b in pairs]
+    assert again[: len(pairs)] == first
+    assert first[:3] == ["numbers", "order", "negation"]
+    assert first[4] == "opposite: big / small"
+    assert first[5] is None
+    # Swapped, a pair keeps its verdict (the opposite is named from the other side).
+    assert [reason is None for reason in again[len(pairs) :]] == [r is None for r in first]
