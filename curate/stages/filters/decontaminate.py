@@ -197,6 +197,12 @@ class Decontaminate(FilterStage):
             "window_lengths": index.lengths,
         }
 
+    def merge_manifest_info(self, infos: list[Any]) -> Any:
+        """The benchmark index is the same for every shard: its counts are said once (summed,
+        a run of two shards said twice as many items and n-grams)."""
+        infos = [info for info in infos if info is not None]
+        return infos[0] if infos else None
+
 
 class DecontaminateV2(Decontaminate):
     """``decontaminate_v1`` that also finds questions copied with one word edited, and that needs a
