@@ -2,8 +2,15 @@
 
 Per-batch stages run through Ray Data ``map_batches``: the dataset holds one row per shard, and
 the mapped function reads that shard's Arrow table, runs the stage and writes the shard checkpoint
-(so resume works exactly as on the local engine). Global stages (dedup, mix) run as one Ray task
-each: ``fit`` over every shard, then ``apply`` shard by shard.
+(so resume works exactly as on the local engine). A global stage runs as one Ray task (``fit``
+over every shard, then ``apply`` shard by shard: ``mix``, ``semantic_dedup``) unless it has
+shares that run on their own, as on the local engine's pool (``ray_shard_tasks``):
+
+- a fit with a part per shard (``exact_dedup``): one task per shard computes the part, and the
+  stage's task takes the parts in shard order (``fit_parts``) before applying;
+- fitted copies that apply any shard (``expand``): the stage is fitted in one task, then each
+  shard is applied by a task of its own from that fitted copy, and the copies' counts come back
+  into the manifest (``absorb_applied``).
 
 A global stage that can fit in steps (``minhash_dedup``: ``band_rows`` / ``band_pairs`` /
 ``fit_pairs``, see its module) has its band grouping spread over the cluster instead::
@@ -44,13 +51,20 @@ import pyarrow.compute as pc
 from curate.engine.checkpoint import ShardParts, StageDir, read_json, read_table
 from curate.engine.executor import Executor
 from curate.engine.progress import Reporter
-from curate.engine.shards import apply_shards, process_shard_copy, shard_offsets
+from curate.engine.shards import (
+    apply_shard_copy,
+    apply_shards,
+    fit_shard_part,
+    process_shard_copy,
+    shard_offsets,
+)
 from curate.errors import CurateError
 from curate.stages.base import GlobalStage, SplitFitStage, Stage
 from curate.util.storage import remove_tree
 
 BAND_PATH = "ray_band_repartition"
 SINGLE_TASK_PATH = "ray_single_task"
+SHARD_TASKS_PATH = "ray_shard_tasks"
 # Band rows per partition of the keyed repartition (each is sorted in one task: ~50 MB).
 BAND_ROWS_PER_PARTITION = 1 << 21
 _KEYED_STRATEGIES = ("hash_shuffle", "shuffle_v2")
@@ -95,6 +109,25 @@ class _ShardMapper:
         return pa.Table.from_pylist(rows)
 
 
+def _fit(
+    stage: GlobalStage,
+    source_dir: StageDir,
+    batches: int,
+    split: tuple[np.ndarray, int] | None,
+    parts: tuple[Any, ...],
+) -> None:
+    """``fit_pairs`` with the band grouping's ``(pairs, band_rows)`` when given, else
+    ``fit_parts`` with the shards' parts (fitted in tasks of their own) when given, else ``fit``
+    over every shard."""
+    if split is not None:
+        assert isinstance(stage, SplitFitStage)
+        stage.fit_pairs(ShardParts(source_dir, batches), *split)
+    elif parts:
+        stage.fit_parts(parts)
+    else:
+        stage.fit(ShardParts(source_dir, batches))
+
+
 def _fit_apply(
     stage: GlobalStage,
     source_dir: StageDir,
@@ -102,19 +135,23 @@ def _fit_apply(
     batches: int,
     path: dict[str, Any],
     split: tuple[np.ndarray, int] | None = None,
+    *parts: Any,
 ) -> list[dict[str, Any]]:
-    """A global stage as one task: fit over every shard (``fit_pairs`` with the band grouping's
-    ``(pairs, band_rows)`` when given), then apply shard by shard."""
-    if split is None:
-        stage.fit(ShardParts(source_dir, batches))
-    else:
-        assert isinstance(stage, SplitFitStage)
-        stage.fit_pairs(ShardParts(source_dir, batches), *split)
+    """A global stage's fit (see :func:`_fit`; ``parts`` arrive as one task argument each, so
+    that Ray resolves them), then its apply shard by shard, in one task."""
+    _fit(stage, source_dir, batches, split, parts)
     shard_stats = apply_shards(stage, source_dir, target_dir, batches)
     if shard_stats:
         result = stage.manifest_info()
         shard_stats[0]["global_info"] = {**result, **path} if isinstance(result, dict) else path
     return shard_stats
+
+
+def _fit_copy(stage: GlobalStage, source_dir: StageDir, batches: int, *parts: Any) -> bytes:
+    """A global stage fitted in one task and sent back pickled: the copy every shard's apply
+    task starts from (:meth:`~GlobalStage.applies_per_shard`)."""
+    _fit(stage, source_dir, batches, None, parts)
+    return pickle.dumps(stage)
 
 
 def _band_rows(shards: pa.Table, stage: SplitFitStage, source_dir: StageDir) -> pa.Table:
@@ -319,6 +356,8 @@ class RayExecutor(Executor):
                     self.reporter.warn(f"{label}: {reason}")
             if reason is not None:
                 path["engine_fallback"] = reason
+        elif batches > 1 and (stage.fits_in_parts() or stage.applies_per_shard()):
+            return self._global_in_tasks(stage, source, target, batches, label)
         self.reporter.start(f"{label} (ray task)", total=batches)
         task = self.ray.remote(_fit_apply)
         if stage.uses_gpu() and self.ray.cluster_resources().get("GPU", 0) >= 1:
@@ -327,6 +366,50 @@ class RayExecutor(Executor):
             task.remote(stage, source, target, batches, path, split)
         )
         self.reporter.advance(sum(s["rows_in"] for s in stats), batches, batches)
+        return stats
+
+    def _global_in_tasks(
+        self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
+    ) -> list[dict[str, Any]]:
+        """A global stage whose fit has a share per shard (``exact_dedup``: one task per shard,
+        then ``fit_parts`` over them in shard order) or whose fitted copies apply any shard
+        (``expand``: one task per shard), instead of all of it in one task."""
+        path: dict[str, Any] = {"engine_path": SHARD_TASKS_PATH}
+        parts: list[Any] = []
+        if stage.fits_in_parts():
+            self.reporter.start(f"{label} (ray fit parts)", total=batches)
+            shared = self.ray.put(stage)
+            part_task = self.ray.remote(fit_shard_part)
+            parts = [part_task.remote(shared, source.part(b)) for b in range(batches)]
+            path["fit"] = "parts"
+        if not stage.applies_per_shard():
+            self.reporter.start(f"{label} (ray task)", total=batches)
+            task = self.ray.remote(_fit_apply)
+            stats: list[dict[str, Any]] = self.ray.get(
+                task.remote(stage, source, target, batches, path, None, *parts)
+            )
+            self.reporter.advance(sum(s["rows_in"] for s in stats), batches, batches)
+            return stats
+        self.reporter.start(f"{label} (ray fit)", total=batches)
+        fitted: bytes = self.ray.get(
+            self.ray.remote(_fit_copy).remote(stage, source, batches, *parts)
+        )
+        path["apply"] = "shards"
+        self.reporter.start(label, total=batches)
+        shared_copy = self.ray.put(fitted)
+        apply_task = self.ray.remote(apply_shard_copy)
+        pending = [
+            apply_task.remote(shared_copy, source.part(b), target, b) for b in range(batches)
+        ]
+        stats = []
+        for done, ref in enumerate(pending, start=1):
+            stats.append(self.ray.get(ref))
+            self.reporter.advance(stats[-1]["rows_in"], done, batches)
+        # The copies' counts come back into one fitted copy, whose info the manifest gets.
+        counted: GlobalStage = pickle.loads(fitted)
+        counted.absorb_applied([shard.pop("applied") for shard in stats])
+        info = counted.manifest_info()
+        stats[0]["global_info"] = {**info, **path} if isinstance(info, dict) else path
         return stats
 
     def _split_fallback(self, stage: SplitFitStage) -> str | None:

@@ -20,6 +20,7 @@ pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[r
 
 from curate.engine.ray_engine import (
     BAND_PATH,
+    SHARD_TASKS_PATH,
     SINGLE_TASK_PATH,
     RayExecutor,
     SplitPartError,
@@ -69,8 +70,17 @@ def test_ray_output_is_identical_to_local(tmp_path: Path, monkeypatch: pytest.Mo
     near = keys.index("minhash_dedup")
     assert stage_info(distributed, near)["engine_path"] == BAND_PATH
     assert "engine_path" not in stage_info(local, near)
-    # Global stages without split steps run as one task, and say so.
+    # Global stages without shares of their own run as one task, and say so.
     assert stage_info(distributed, keys.index("mix"))["engine_path"] == SINGLE_TASK_PATH
+    # exact_dedup's fit parts and expand's shards run as tasks of their own (a part of the fit
+    # per shard, a fitted copy per shard), with the same output and the same manifest counts.
+    exact, expand = keys.index("exact_dedup"), keys.index("expand")
+    assert stage_info(distributed, exact) == {"engine_path": SHARD_TASKS_PATH, "fit": "parts"}
+    expand_info = stage_info(distributed, expand)
+    assert expand_info.pop("engine_path") == SHARD_TASKS_PATH
+    assert expand_info.pop("apply") == "shards"
+    assert expand_info == stage_info(local, expand)
+    assert expand_info["few_shot"]["rows"] > 0
 
 
 # --------------------------------------------------------------- near-duplicate clusters
