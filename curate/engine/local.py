@@ -25,6 +25,7 @@ from curate.engine.shards import (
     fit_shard_part,
     group_pairs,
     process_shard_copy,
+    shard_copies,
     shard_offsets,
     spill_band_rows,
     warm_shard,
@@ -170,9 +171,10 @@ class LocalExecutor(Executor):
         self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
     ) -> list[dict[str, Any]]:
         """The shards through copies of the fitted stage on the worker pool (``expand``: its
-        rendering is most of its time); the copies' counts come back into ``stage``."""
-        pristine = pickle.dumps(stage)
-        arguments = [(pristine, source.part(b), target, b) for b in range(batches)]
+        rendering is most of its time; ``exact_dedup``: a copy holds its shard's decisions
+        only); the copies' counts come back into ``stage``."""
+        copies = shard_copies(stage, shard_offsets(source, batches))
+        arguments = [(copy, source.part(b), target, b) for b, copy in enumerate(copies)]
         shard_stats = []
         for done, stats in enumerate(self._map(apply_shard_copy, arguments, label), start=1):
             shard_stats.append(stats)

@@ -56,6 +56,7 @@ from curate.engine.shards import (
     apply_shards,
     fit_shard_part,
     process_shard_copy,
+    shard_copies,
     shard_offsets,
 )
 from curate.errors import CurateError
@@ -396,17 +397,24 @@ class RayExecutor(Executor):
         )
         path["apply"] = "shards"
         self.reporter.start(label, total=batches)
-        shared_copy = self.ray.put(fitted)
+        pending_copies: list[Any] = []
+        counted: GlobalStage = pickle.loads(fitted)
+        # Each shard's copy, put once in the object store (expand's copies are one object).
+        refs: dict[int, Any] = {}
+        for copy in shard_copies(counted, shard_offsets(source, batches)):
+            if id(copy) not in refs:
+                refs[id(copy)] = self.ray.put(copy)
+            pending_copies.append(refs[id(copy)])
         apply_task = self.ray.remote(apply_shard_copy)
         pending = [
-            apply_task.remote(shared_copy, source.part(b), target, b) for b in range(batches)
+            apply_task.remote(copy, source.part(b), target, b)
+            for b, copy in enumerate(pending_copies)
         ]
         stats = []
         for done, ref in enumerate(pending, start=1):
             stats.append(self.ray.get(ref))
             self.reporter.advance(stats[-1]["rows_in"], done, batches)
-        # The copies' counts come back into one fitted copy, whose info the manifest gets.
-        counted: GlobalStage = pickle.loads(fitted)
+        # The copies' counts come back into the fitted stage, whose info the manifest gets.
         counted.absorb_applied([shard.pop("applied") for shard in stats])
         info = counted.manifest_info()
         stats[0]["global_info"] = {**info, **path} if isinstance(info, dict) else path

@@ -97,6 +97,21 @@ def apply_shards(
     return shard_stats
 
 
+def shard_copies(stage: GlobalStage, offsets: list[int]) -> list[bytes]:
+    """Each shard's pickled copy of a fitted stage (see :meth:`GlobalStage.shard_copy`; the
+    whole stage is pickled once when its copies are itself)."""
+    whole: bytes | None = None
+    copies = []
+    for batch in range(len(offsets) - 1):
+        copy = stage.shard_copy(batch, offsets[batch], offsets[batch + 1] - offsets[batch])
+        if copy is stage:
+            whole = whole if whole is not None else pickle.dumps(stage)
+            copies.append(whole)
+        else:
+            copies.append(pickle.dumps(copy))
+    return copies
+
+
 def apply_shard_copy(
     pristine: bytes, source: RunPath, target: StageDir, batch: int
 ) -> dict[str, Any]:

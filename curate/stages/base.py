@@ -248,6 +248,13 @@ class GlobalStage(Stage):
         """``apply`` for shard number ``batch`` of the fit, in a copy (see :meth:`applies_per_shard`)."""
         return self.apply(table)
 
+    def shard_copy(self, batch: int, first_row: int, rows: int) -> GlobalStage:
+        """What an engine sends to the process that applies shard ``batch`` (its ``rows`` rows
+        are rows ``first_row`` … of the fit's stream): a copy holding only what
+        :meth:`apply_shard` needs for that shard, when the fit is large and per row
+        (``exact_dedup``). Default: the stage itself (the engine sends the whole fitted stage)."""
+        return self
+
     def applied_info(self) -> Any:
         """What this copy counted while applying (picklable), for :meth:`absorb_applied`."""
         return None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from testutils import REPO, pool_tasks, run_digests
 
+from curate.engine.executor import RunResult
 from curate.engine.local import LocalExecutor
 from curate.recipe import load_recipe
 from curate.stages.dedup.exact import ExactDedup
@@ -32,6 +33,8 @@ def test_expand_on_the_worker_pool_equals_expand_in_order(
 
     monkeypatch.setattr(LocalExecutor, "_apply_in_parallel", spy)
     parallel = LocalExecutor(workers=2).run(recipe, out=tmp_path / "parallel")
+    # exact_dedup applies on the pool too (a copy per shard); mix and minhash_dedup in order.
+    assert pooled == ["exact_dedup_v1", "expand_v1"]
     monkeypatch.setattr(ExpandTemplates, "applies_per_shard", lambda self: False)
     in_order = LocalExecutor(workers=2).run(recipe, out=tmp_path / "in_order")
 
@@ -41,7 +44,6 @@ def test_expand_on_the_worker_pool_equals_expand_in_order(
     assert expand["info"] == reference["info"]
     assert expand["dropped"] == reference["dropped"]
     assert expand["info"]["few_shot"]["rows"] > 0
-    assert pooled == ["expand_v1"]  # the other global stages apply in order
 
 
 def test_exact_dedup_fitted_in_parts_on_the_pool_equals_its_fit_in_order(
@@ -61,3 +63,26 @@ def test_exact_dedup_fitted_in_parts_on_the_pool_equals_its_fit_in_order(
     reference = next(s for s in whole.manifest["stages"] if s["name"].startswith("exact"))
     assert exact["dropped"] == reference["dropped"]
     assert exact["dropped"]["exact_duplicate"] > 0
+
+
+def test_exact_dedup_applied_by_shard_copies_on_the_pool_equals_applying_in_order(
+    tmp_path: Path, in_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small shards: most duplicates point at a row of an earlier shard, whose id the copy of a
+    # later shard must carry.
+    recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=16"])
+    tasks = pool_tasks(monkeypatch)
+    by_copies = LocalExecutor(workers=2).run(recipe, out=tmp_path / "copies")
+    batches = by_copies.manifest["engine"]["batches"]
+    assert tasks.count("apply_shard_copy") >= 2 * batches  # exact_dedup's and expand's
+    monkeypatch.setattr(ExactDedup, "applies_per_shard", lambda self: False)
+    in_order = LocalExecutor(workers=2).run(recipe, out=tmp_path / "in_order")
+
+    assert run_digests(tmp_path / "copies") == run_digests(tmp_path / "in_order")
+    assert stage_counts(by_copies) == stage_counts(in_order)
+    assert stage_counts(by_copies)[1][2]["exact_duplicate"] > 0
+
+
+def stage_counts(run: RunResult) -> list[tuple[int, int, dict[str, int]]]:
+    """Rows in, rows out and drops per stage (the manifest without its timings)."""
+    return [(s["rows_in"], s["rows_out"], s["dropped"]) for s in run.manifest["stages"]]

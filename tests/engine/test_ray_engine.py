@@ -72,10 +72,14 @@ def test_ray_output_is_identical_to_local(tmp_path: Path, monkeypatch: pytest.Mo
     assert "engine_path" not in stage_info(local, near)
     # Global stages without shares of their own run as one task, and say so.
     assert stage_info(distributed, keys.index("mix"))["engine_path"] == SINGLE_TASK_PATH
-    # exact_dedup's fit parts and expand's shards run as tasks of their own (a part of the fit
-    # per shard, a fitted copy per shard), with the same output and the same manifest counts.
+    # exact_dedup's fit parts and both stages' shards run as tasks of their own (a part of the
+    # fit per shard, a fitted copy per shard), with the same output and the same manifest counts.
     exact, expand = keys.index("exact_dedup"), keys.index("expand")
-    assert stage_info(distributed, exact) == {"engine_path": SHARD_TASKS_PATH, "fit": "parts"}
+    assert stage_info(distributed, exact) == {
+        "engine_path": SHARD_TASKS_PATH,
+        "fit": "parts",
+        "apply": "shards",
+    }
     expand_info = stage_info(distributed, expand)
     assert expand_info.pop("engine_path") == SHARD_TASKS_PATH
     assert expand_info.pop("apply") == "shards"

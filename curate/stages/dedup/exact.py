@@ -77,6 +77,9 @@ class ExactDedup(GlobalStage):
         self._keeper: np.ndarray = np.empty(0, dtype=np.int64)
         self._ids: np.ndarray = np.empty(0, dtype="S32")
         self._apply_offset = 0
+        # A shard's copy (shard_copy): the stream row its rows start at, their keeper positions
+        # and keeper ids, instead of the whole stream's arrays.
+        self._shard: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def _key_hashes(self, table: pa.Table) -> np.ndarray:
         fields: list[str] = list(self.params.fields)
@@ -133,10 +136,31 @@ class ExactDedup(GlobalStage):
             self._id_parts.append(ids)
         self._finish_fit()
 
+    def applies_per_shard(self) -> bool:
+        return True
+
+    def shard_copy(self, batch: int, first_row: int, rows: int) -> ExactDedup:
+        """A copy that applies rows ``first_row`` … ``first_row + rows - 1`` of the stream only:
+        their keepers' positions and ids (~40 bytes a row), not the whole fit."""
+        copy = ExactDedup(self.params)
+        keeper = self._keeper[first_row : first_row + rows]
+        copy._shard = (first_row, keeper, self._ids[keeper])
+        copy._apply_offset = first_row
+        return copy
+
+    def _keepers(self, offset: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``offset`` … of the stream: each one's keeper position and keeper id."""
+        if self._shard is None:
+            keeper = self._keeper[offset : offset + rows]
+            return keeper, self._ids[keeper]
+        first, keeper, ids = self._shard
+        start = offset - first
+        return keeper[start : start + rows], ids[start : start + rows]
+
     def apply(self, table: pa.Table) -> StageResult:
         """Keep a row iff it is its key's first occurrence; batches must come in fit order."""
         offset = self._apply_offset
-        keeper = self._keeper[offset : offset + table.num_rows]
+        keeper, keeper_id = self._keepers(offset, table.num_rows)
         if len(keeper) != table.num_rows:
             raise StageError(
                 "exact_dedup: apply() got more rows than fit() saw; batches must match the fit pass"
@@ -151,7 +175,7 @@ class ExactDedup(GlobalStage):
         positions = np.arange(offset, offset + table.num_rows)
         is_keeper = keeper == positions
         keep = pa.array(is_keeper)
-        keeper_ids = pa.array(self._ids[keeper].astype(str), pa.string())
+        keeper_ids = pa.array(keeper_id.astype(str), pa.string())
         null = pa.scalar(None, pa.string())
         reason = pc.if_else(keep, null, "exact_duplicate")
         detail = pc.if_else(keep, null, f"same normalized {'+'.join(self.params.fields)}")

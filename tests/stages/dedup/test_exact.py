@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 import random
 
 import pyarrow as pa
@@ -117,3 +118,37 @@ def test_every_row_points_at_the_first_row_with_its_key_across_shards() -> None:
     assert kept.column("id").to_pylist() == expected_kept
     assert rejected.column("duplicate_of").to_pylist() == expected_dup_of
     assert 4 < len(expected_kept) < len(rows) // 2  # keys repeat, and not all into one
+
+
+def test_a_shard_copy_applies_its_shard_as_the_whole_fit_does() -> None:
+    # An engine sends each shard's process a copy holding only that shard's keepers and their
+    # ids: the same rows and rejects as applying every shard in order with the whole fit, and a
+    # copy that grows with its shard, not with the stream.
+    rng = random.Random(7)
+    words = ["alpha", "Beta", "GAMMA", "delta", "eps"]
+    rows = [{"instruction": f"{rng.choice(words)} {rng.choice(words)}"} for _ in range(400)]
+    table = table_of(*rows)
+    cuts = sorted(rng.sample(range(1, len(rows)), 7))
+    bounds = list(zip([0, *cuts], [*cuts, len(rows)], strict=True))
+    shards = [table.slice(a, b - a) for a, b in bounds]
+    stage = ExactDedup()
+    stage.fit(shards)
+    copies = [
+        pickle.loads(pickle.dumps(stage.shard_copy(batch, a, b - a)))
+        for batch, (a, b) in enumerate(bounds)
+    ]
+    pairs = enumerate(zip(copies, shards, strict=True))
+    by_copies = [copy.apply_shard(shard, b) for b, (copy, shard) in pairs]
+    in_order = [stage.apply(shard) for shard in shards]
+
+    assert stage.applies_per_shard()
+    for ours, reference in zip(by_copies, in_order, strict=True):
+        assert ours.kept.equals(reference.kept)
+        assert ours.rejected.equals(reference.rejected)
+    assert sum(r.rejected.num_rows for r in in_order) > len(rows) // 2
+    # The last shard's duplicates point at rows kept in earlier shards: its copy carries their ids.
+    last = by_copies[-1].rejected.column("duplicate_of").to_pylist()
+    earlier = {i for r in in_order[:-1] for i in r.kept.column("id").to_pylist()}
+    assert last and set(last) <= earlier
+    smallest = min(range(len(bounds)), key=lambda b: bounds[b][1] - bounds[b][0])
+    assert len(pickle.dumps(copies[smallest])) < len(pickle.dumps(stage)) / 2
