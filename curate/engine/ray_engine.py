@@ -3,14 +3,15 @@
 Per-batch stages run through Ray Data ``map_batches``: the dataset holds one row per shard, and
 the mapped function reads that shard's Arrow table, runs the stage and writes the shard checkpoint
 (so resume works exactly as on the local engine). A global stage runs as one Ray task (``fit``
-over every shard, then ``apply`` shard by shard: ``mix``, ``semantic_dedup``) unless it has
-shares that run on their own, as on the local engine's pool (``ray_shard_tasks``):
+over every shard, then ``apply`` shard by shard: ``semantic_dedup``) unless it has shares that
+run on their own, as on the local engine's pool (``ray_shard_tasks``):
 
-- a fit with a part per shard (``exact_dedup``): one task per shard computes the part, and the
-  stage's task takes the parts in shard order (``fit_parts``) before applying;
-- fitted copies that apply any shard (``expand``): the stage is fitted in one task, then each
-  shard is applied by a task of its own from that fitted copy, and the copies' counts come back
-  into the manifest (``absorb_applied``).
+- a fit with a part per shard (``exact_dedup``, ``mix``): one task per shard computes the part,
+  and the fit takes the parts in shard order (``fit_parts``);
+- fitted copies that apply any shard (``exact_dedup``, ``expand``, ``mix``): the stage is fitted
+  in one task, then each shard is applied by a task of its own from the shard's copy of the
+  fitted stage (``shard_copy``), and the copies' counts come back into the manifest
+  (``absorb_applied``).
 
 A global stage that can fit in steps (``minhash_dedup``: ``band_rows`` / ``band_pairs`` /
 ``fit_pairs``, see its module) has its band grouping spread over the cluster instead::

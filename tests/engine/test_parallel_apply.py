@@ -13,6 +13,7 @@ from curate.engine.local import LocalExecutor
 from curate.recipe import load_recipe
 from curate.stages.dedup.exact import ExactDedup
 from curate.stages.expand import ExpandTemplates
+from curate.stages.mix.mix import Mix
 
 
 def expand_entry(manifest: dict) -> dict:  # type: ignore[type-arg]
@@ -33,8 +34,8 @@ def test_expand_on_the_worker_pool_equals_expand_in_order(
 
     monkeypatch.setattr(LocalExecutor, "_apply_in_parallel", spy)
     parallel = LocalExecutor(workers=2).run(recipe, out=tmp_path / "parallel")
-    # exact_dedup applies on the pool too (a copy per shard); mix and minhash_dedup in order.
-    assert pooled == ["exact_dedup_v1", "expand_v1"]
+    # exact_dedup and mix apply on the pool too (a copy per shard); minhash_dedup in order.
+    assert pooled == ["exact_dedup_v1", "expand_v1", "mix_v1"]
     monkeypatch.setattr(ExpandTemplates, "applies_per_shard", lambda self: False)
     in_order = LocalExecutor(workers=2).run(recipe, out=tmp_path / "in_order")
 
@@ -46,23 +47,27 @@ def test_expand_on_the_worker_pool_equals_expand_in_order(
     assert expand["info"]["few_shot"]["rows"] > 0
 
 
-def test_exact_dedup_fitted_in_parts_on_the_pool_equals_its_fit_in_order(
+def test_fits_in_parts_on_the_pool_equal_the_fits_in_order(
     tmp_path: Path, in_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Small shards: duplicates sit in different shards, so the parts must be taken in order.
+    # Small shards: duplicates and a mix unit's rows sit in different shards, so the parts must
+    # be taken in order.
     recipe = load_recipe(REPO / "data_samples/recipe.yaml", ["batch_size=16"])
     tasks = pool_tasks(monkeypatch)
     in_parts = LocalExecutor(workers=2).run(recipe, out=tmp_path / "parts")
     batches = in_parts.manifest["engine"]["batches"]
-    assert batches > 1 and tasks.count("fit_shard_part") == batches
+    assert batches > 1 and tasks.count("fit_shard_part") == 2 * batches  # exact_dedup, mix
     monkeypatch.setattr(ExactDedup, "fits_in_parts", lambda self: False)
+    monkeypatch.setattr(Mix, "fits_in_parts", lambda self: False)
     whole = LocalExecutor(workers=2).run(recipe, out=tmp_path / "whole")
 
     assert run_digests(tmp_path / "parts") == run_digests(tmp_path / "whole")
-    exact = next(s for s in in_parts.manifest["stages"] if s["name"].startswith("exact"))
-    reference = next(s for s in whole.manifest["stages"] if s["name"].startswith("exact"))
-    assert exact["dropped"] == reference["dropped"]
-    assert exact["dropped"]["exact_duplicate"] > 0
+    assert stage_counts(in_parts) == stage_counts(whole)
+    assert stage_counts(in_parts)[1][2]["exact_duplicate"] > 0
+    mix = next(s for s in in_parts.manifest["stages"] if s["name"].startswith("mix"))
+    reference = next(s for s in whole.manifest["stages"] if s["name"].startswith("mix"))
+    assert mix["info"] == reference["info"]
+    assert mix["dropped"]["not_sampled"] > 0
 
 
 def test_exact_dedup_applied_by_shard_copies_on_the_pool_equals_applying_in_order(
@@ -74,7 +79,7 @@ def test_exact_dedup_applied_by_shard_copies_on_the_pool_equals_applying_in_orde
     tasks = pool_tasks(monkeypatch)
     by_copies = LocalExecutor(workers=2).run(recipe, out=tmp_path / "copies")
     batches = by_copies.manifest["engine"]["batches"]
-    assert tasks.count("apply_shard_copy") >= 2 * batches  # exact_dedup's and expand's
+    assert tasks.count("apply_shard_copy") == 3 * batches  # exact_dedup's, expand's and mix's
     monkeypatch.setattr(ExactDedup, "applies_per_shard", lambda self: False)
     in_order = LocalExecutor(workers=2).run(recipe, out=tmp_path / "in_order")
 

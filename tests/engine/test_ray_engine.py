@@ -70,11 +70,9 @@ def test_ray_output_is_identical_to_local(tmp_path: Path, monkeypatch: pytest.Mo
     near = keys.index("minhash_dedup")
     assert stage_info(distributed, near)["engine_path"] == BAND_PATH
     assert "engine_path" not in stage_info(local, near)
-    # Global stages without shares of their own run as one task, and say so.
-    assert stage_info(distributed, keys.index("mix"))["engine_path"] == SINGLE_TASK_PATH
     # exact_dedup's fit parts and both stages' shards run as tasks of their own (a part of the
     # fit per shard, a fitted copy per shard), with the same output and the same manifest counts.
-    exact, expand = keys.index("exact_dedup"), keys.index("expand")
+    exact, expand, mix = keys.index("exact_dedup"), keys.index("expand"), keys.index("mix")
     assert stage_info(distributed, exact) == {
         "engine_path": SHARD_TASKS_PATH,
         "fit": "parts",
@@ -85,6 +83,13 @@ def test_ray_output_is_identical_to_local(tmp_path: Path, monkeypatch: pytest.Mo
     assert expand_info.pop("apply") == "shards"
     assert expand_info == stage_info(local, expand)
     assert expand_info["few_shot"]["rows"] > 0
+    mix_info = stage_info(distributed, mix)
+    assert (mix_info.pop("engine_path"), mix_info.pop("fit"), mix_info.pop("apply")) == (
+        SHARD_TASKS_PATH,
+        "parts",
+        "shards",
+    )
+    assert mix_info == stage_info(local, mix)
 
 
 # --------------------------------------------------------------- near-duplicate clusters

@@ -142,6 +142,8 @@ class Mix(GlobalStage):
         self._has_remainder = np.zeros(0, dtype=bool)
         self._seeds = np.zeros(0, dtype=np.uint64)
         self._offsets = np.zeros(0, dtype=np.int64)
+        # Rows per unit in each shard of the fit (a shard's copy starts its units' ranks there).
+        self._shard_units: list[dict[str, int]] = []
         self._realized: dict[str, Counter[str]] = {
             k: Counter()
             for k in (
@@ -157,34 +159,46 @@ class Mix(GlobalStage):
 
     def fit(self, batches: Iterable[pa.Table]) -> None:
         """Count rows per unit over the stream, allocate the target, fix each unit's draw."""
+        self.fit_parts(self.fit_part(batch) for batch in batches)
+
+    def fits_in_parts(self) -> bool:
+        return True
+
+    def fit_part(self, table: pa.Table) -> list[tuple[str, int, str, str]]:
+        """The shard's units in order of their first row: (unit, rows, source and task of that
+        first row)."""
+        by_format = self.params.by == FORMAT_COLUMN
+        if by_format:
+            require_format_column(table)
+        if table.num_rows == 0:
+            return []
+        units, sources, tasks = unit_names(table, self.params.by)
+        encoded = pc.dictionary_encode(units)
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        counts = np.bincount(codes, minlength=len(encoded.dictionary))
+        firsts = _first_rows(codes, len(encoded.dictionary))
+        part = []
+        for name, count, first in zip(
+            encoded.dictionary.to_pylist(), counts.tolist(), firsts.tolist(), strict=True
+        ):
+            # A format unit spans sources and tasks: weights name it by the format alone.
+            source = "" if by_format else str(sources[first].as_py())
+            task = "" if by_format else str(tasks[first].as_py() or "")
+            part.append((str(name), int(count), source, task))
+        return part
+
+    def fit_parts(self, parts: Iterable[list[tuple[str, int, str, str]]]) -> None:
+        """The fit from every shard's :meth:`fit_part`, in shard order."""
         self._reset()
         sizes: Counter[str] = Counter()
         meta: dict[str, tuple[str, str]] = {}
-        by_format = self.params.by == FORMAT_COLUMN
-        for batch in batches:
-            if by_format:
-                require_format_column(batch)
-            if batch.num_rows == 0:
-                continue
-            units, sources, tasks = unit_names(batch, self.params.by)
-            encoded = pc.dictionary_encode(units)
-            counts = np.bincount(
-                encoded.indices.to_numpy(zero_copy_only=False), minlength=len(encoded.dictionary)
-            )
-            firsts = _first_rows(
-                encoded.indices.to_numpy(zero_copy_only=False), len(encoded.dictionary)
-            )
-            for name, count, first in zip(
-                encoded.dictionary.to_pylist(), counts.tolist(), firsts.tolist(), strict=True
-            ):
+        for part in parts:
+            shard: dict[str, int] = {}
+            for name, count, source, task in part:
                 sizes[name] += count
-                if name not in meta:
-                    # A format unit spans sources and tasks: weights name it by the format alone.
-                    meta[name] = (
-                        ("", "")
-                        if by_format
-                        else (str(sources[first].as_py()), str(tasks[first].as_py() or ""))
-                    )
+                meta.setdefault(name, (source, task))
+                shard[name] = count
+            self._shard_units.append(shard)
         names = sorted(sizes)
         units = [Unit(name, meta[name][0], meta[name][1], sizes[name]) for name in names]
         p = self.params
@@ -206,6 +220,31 @@ class Mix(GlobalStage):
             keys = splitmix64(np.arange(available[i], dtype=np.uint64) ^ self._seeds[i])
             self._threshold[i] = np.partition(keys, remainder[i] - 1)[remainder[i] - 1]
         self._offsets = np.zeros(len(units), dtype=np.int64)
+
+    def applies_per_shard(self) -> bool:
+        return True
+
+    def shard_copy(self, batch: int, first_row: int, rows: int) -> Mix:
+        """A copy that applies shard ``batch`` alone: each unit's rank starts after its rows in
+        the shards before it, and the copy counts what it keeps afresh (``applied_info``)."""
+        copy = Mix(self.params)
+        copy.__dict__.update(self.__dict__)
+        offsets = np.zeros(len(self._index), dtype=np.int64)
+        for shard in self._shard_units[:batch]:
+            for name, count in shard.items():
+                offsets[self._index[name]] += count
+        copy._offsets = offsets
+        copy._shard_units = []
+        copy._realized = {key: Counter() for key in self._realized}
+        return copy
+
+    def applied_info(self) -> dict[str, Counter[str]]:
+        return self._realized
+
+    def absorb_applied(self, infos: list[Any]) -> None:
+        for realized in infos:
+            for key, counts in realized.items():
+                self._realized[key].update(counts)
 
     def apply(self, table: pa.Table) -> StageResult:
         """Repeat each row as many times as its unit's draw says (0: rejected ``not_sampled``)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import pickle
+import random
 from collections import Counter
 from typing import Any
 
@@ -161,3 +163,38 @@ def test_empty_and_unfitted() -> None:
     kept, rejected = stage.run(RECORD_SCHEMA.empty_table())
     assert kept.num_rows == 0 and rejected.num_rows == 0
     assert Mix().manifest_info() == {}
+
+
+def test_shard_copies_apply_as_in_order_and_their_counts_add_up() -> None:
+    # An engine applies each shard with a copy of its own (in another process): a unit's draw
+    # continues where the shards before it left off, and the copies' realized counts come back.
+    table = pa.concat_tables(
+        [source("a", 50, task="t1"), source("a", 30, task="t2"), source("b", 20), source("c", 9)]
+    )
+    order = list(range(table.num_rows))
+    random.Random(4).shuffle(order)
+    table = table.take(pa.array(order))  # units interleave across the shards
+    bounds = [(0, 23), (23, 41), (64, 0), (64, 45)]  # an empty shard too
+    shards = [table.slice(first, rows) for first, rows in bounds]
+    in_order = Mix(target=70, seed=5, cap=25)
+    in_order.fit(shards)
+    expected = [in_order.apply(shard) for shard in shards]
+
+    fitted = Mix(target=70, seed=5, cap=25)
+    fitted.fit_parts(fitted.fit_part(shard) for shard in shards)
+    copies = [
+        pickle.loads(pickle.dumps(fitted.shard_copy(batch, first, rows)))
+        for batch, (first, rows) in enumerate(bounds)
+    ]
+    pairs = enumerate(zip(copies, shards, strict=True))
+    got = [copy.apply_shard(shard, b) for b, (copy, shard) in pairs]
+    fitted.absorb_applied([copy.applied_info() for copy in copies])
+
+    assert fitted.applies_per_shard() and fitted.fits_in_parts()
+    for ours, reference in zip(got, expected, strict=True):
+        assert ours.kept.equals(reference.kept)
+        assert ours.rejected.equals(reference.rejected)
+    assert fitted.manifest_info() == in_order.manifest_info()
+    assert 0 < sum(r.rejected.num_rows for r in expected) < table.num_rows
+    kept_ids = [i for r in expected for i in r.kept.column("id").to_pylist()]
+    assert len(kept_ids) > len(set(kept_ids))  # a small unit is upsampled (rows repeated) too
