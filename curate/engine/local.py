@@ -171,8 +171,8 @@ class LocalExecutor(Executor):
         self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
     ) -> list[dict[str, Any]]:
         """The shards through copies of the fitted stage on the worker pool (``expand``: its
-        rendering is most of its time; ``exact_dedup``: a copy holds its shard's decisions
-        only); the copies' counts come back into ``stage``."""
+        rendering is most of its time; ``exact_dedup`` and ``mix``: a copy holds only its
+        shard's part of the fit); the copies' counts come back into ``stage``."""
         copies = shard_copies(stage, shard_offsets(source, batches))
         arguments = [(copy, source.part(b), target, b) for b, copy in enumerate(copies)]
         shard_stats = []

@@ -373,9 +373,10 @@ class RayExecutor(Executor):
     def _global_in_tasks(
         self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
     ) -> list[dict[str, Any]]:
-        """A global stage whose fit has a share per shard (``exact_dedup``: one task per shard,
-        then ``fit_parts`` over them in shard order) or whose fitted copies apply any shard
-        (``expand``: one task per shard), instead of all of it in one task."""
+        """A global stage whose fit has a share per shard (``exact_dedup``, ``mix``: one task
+        per shard, then ``fit_parts`` over them in shard order) or whose fitted copies apply any
+        shard (``exact_dedup``, ``expand``, ``mix``: one task per shard), instead of all of it in
+        one task."""
         path: dict[str, Any] = {"engine_path": SHARD_TASKS_PATH}
         parts: list[Any] = []
         if stage.fits_in_parts():

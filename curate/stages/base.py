@@ -252,7 +252,8 @@ class GlobalStage(Stage):
         """What an engine sends to the process that applies shard ``batch`` (its ``rows`` rows
         are rows ``first_row`` … of the fit's stream): a copy holding only what
         :meth:`apply_shard` needs for that shard, when the fit is large and per row
-        (``exact_dedup``). Default: the stage itself (the engine sends the whole fitted stage)."""
+        (``exact_dedup``) or depends on the shards before (``mix``). Default: the stage itself
+        (the engine sends the whole fitted stage)."""
         return self
 
     def applied_info(self) -> Any:
