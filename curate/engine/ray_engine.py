@@ -346,6 +346,7 @@ class RayExecutor(Executor):
         if target.path.exists():
             remove_tree(target.path)
         split: tuple[np.ndarray, int] | None = None
+        parts: list[Any] = []
         path: dict[str, Any] = {"engine_path": SINGLE_TASK_PATH}
         if isinstance(stage, SplitFitStage):
             reason = self._split_fallback(stage)
@@ -359,40 +360,47 @@ class RayExecutor(Executor):
             if reason is not None:
                 path["engine_fallback"] = reason
         elif batches > 1 and (stage.fits_in_parts() or stage.applies_per_shard()):
-            return self._global_in_tasks(stage, source, target, batches, label)
+            # A fit with a part per shard (exact_dedup, mix): one task per shard, and the fit
+            # takes the parts in shard order.
+            path = {"engine_path": SHARD_TASKS_PATH}
+            parts = self._fit_parts(stage, source, batches, label, path)
+            if stage.applies_per_shard():
+                return self._apply_in_tasks(stage, source, target, batches, label, path, parts)
         self.reporter.start(f"{label} (ray task)", total=batches)
         task = self.ray.remote(_fit_apply)
         if stage.uses_gpu() and self.ray.cluster_resources().get("GPU", 0) >= 1:
             task = task.options(num_gpus=1)
         stats: list[dict[str, Any]] = self.ray.get(
-            task.remote(stage, source, target, batches, path, split)
+            task.remote(stage, source, target, batches, path, split, *parts)
         )
         self.reporter.advance(sum(s["rows_in"] for s in stats), batches, batches)
         return stats
 
-    def _global_in_tasks(
-        self, stage: GlobalStage, source: StageDir, target: StageDir, batches: int, label: str
+    def _fit_parts(
+        self, stage: GlobalStage, source: StageDir, batches: int, label: str, path: dict[str, Any]
+    ) -> list[Any]:
+        """One task per shard for a stage whose fit has a part per shard (their refs, in shard
+        order); none for the others."""
+        if not stage.fits_in_parts():
+            return []
+        self.reporter.start(f"{label} (ray fit parts)", total=batches)
+        shared = self.ray.put(stage)
+        part_task = self.ray.remote(fit_shard_part)
+        path["fit"] = "parts"
+        return [part_task.remote(shared, source.part(b)) for b in range(batches)]
+
+    def _apply_in_tasks(
+        self,
+        stage: GlobalStage,
+        source: StageDir,
+        target: StageDir,
+        batches: int,
+        label: str,
+        path: dict[str, Any],
+        parts: list[Any],
     ) -> list[dict[str, Any]]:
-        """A global stage whose fit has a share per shard (``exact_dedup``, ``mix``: one task
-        per shard, then ``fit_parts`` over them in shard order) or whose fitted copies apply any
-        shard (``exact_dedup``, ``expand``, ``mix``: one task per shard), instead of all of it in
-        one task."""
-        path: dict[str, Any] = {"engine_path": SHARD_TASKS_PATH}
-        parts: list[Any] = []
-        if stage.fits_in_parts():
-            self.reporter.start(f"{label} (ray fit parts)", total=batches)
-            shared = self.ray.put(stage)
-            part_task = self.ray.remote(fit_shard_part)
-            parts = [part_task.remote(shared, source.part(b)) for b in range(batches)]
-            path["fit"] = "parts"
-        if not stage.applies_per_shard():
-            self.reporter.start(f"{label} (ray task)", total=batches)
-            task = self.ray.remote(_fit_apply)
-            stats: list[dict[str, Any]] = self.ray.get(
-                task.remote(stage, source, target, batches, path, None, *parts)
-            )
-            self.reporter.advance(sum(s["rows_in"] for s in stats), batches, batches)
-            return stats
+        """A global stage whose fitted copies apply any shard (``exact_dedup``, ``expand``,
+        ``mix``): fitted in one task (from ``parts`` when given), then one task per shard."""
         self.reporter.start(f"{label} (ray fit)", total=batches)
         fitted: bytes = self.ray.get(
             self.ray.remote(_fit_copy).remote(stage, source, batches, *parts)
