@@ -69,6 +69,16 @@ def run_digests(run_dir: RunPath) -> dict[str, str]:
     }
 
 
+def normalized_samples(names: Iterable[str]) -> pa.Table:
+    """The records of these ``data_samples`` files (each its own source, named after the file),
+    normalized: what the stages after ``normalize`` see."""
+    from curate.ingest import read_file
+    from curate.stages.normalize import Normalize
+
+    tables = [read_file(SAMPLES / name, source=name.split(".")[0]).records for name in names]
+    return Normalize().run(pa.concat_tables(tables)).kept
+
+
 def records_table(rows: Iterable[dict[str, Any]], source: str = "s", **defaults: Any) -> pa.Table:
     """A record table built the way the readers build one (content ids included)."""
     builder = RowBuilder(ReadContext(source, f"{source}.jsonl"))

@@ -9,7 +9,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from testutils import SAMPLES, SHARED_DATA, needs_shared_data, records_table
+from testutils import (
+    SHARED_DATA,
+    needs_shared_data,
+    normalized_samples,
+    records_table,
+)
 
 from curate.errors import StageError, TemplateError
 from curate.ingest import read_file
@@ -33,8 +38,7 @@ def samples() -> pa.Table:
         "sharegpt.json",
         "flan.jsonl",
     )
-    tables = [read_file(SAMPLES / name, source=name.split(".")[0]).records for name in names]
-    return Normalize().run(pa.concat_tables(tables)).kept
+    return normalized_samples(names)
 
 
 def test_registered_under_the_recipe_key() -> None:

@@ -10,14 +10,13 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from testutils import REPO, SAMPLES
+from testutils import SAMPLES, SHARED_DATA, normalized_samples
 
 from curate.ingest import read_file
 from curate.stages import registry
 from curate.stages.base import Stage
 from curate.stages.normalize import Normalize
 
-SHARED = REPO.parent / "shared" / "data"
 PER_BATCH = sorted(name for name, cls in registry().items() if cls.kind in ("map", "filter"))
 # Parameters a stage needs to do anything on the samples (the demo recipe's).
 PARAMS: dict[str, dict[str, Any]] = {
@@ -36,15 +35,14 @@ def _sample_records() -> pa.Table:
         "cot_gsm8k_train.tsv",
         "niv2_task001_sample_antonyms.json",
     ]
-    tables = [read_file(SAMPLES / name, source=name.split(".")[0]).records for name in names]
-    return Normalize().run(pa.concat_tables(tables)).kept
+    return normalized_samples(names)
 
 
 def _real_records(rows: int) -> pa.Table | None:
     """The first ``rows`` rows of Alpaca and of Dolly, when ../shared is beside the repo."""
     files = {
-        "alpaca": SHARED / "alpaca" / "alpaca_data.json.gz",
-        "dolly": SHARED / "dolly" / "databricks-dolly-15k.jsonl.gz",
+        "alpaca": SHARED_DATA / "alpaca" / "alpaca_data.json.gz",
+        "dolly": SHARED_DATA / "dolly" / "databricks-dolly-15k.jsonl.gz",
     }
     if not all(path.is_file() for path in files.values()):
         return None
